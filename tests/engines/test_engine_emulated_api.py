@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from engine_helpers import metric_value, read_sse
 
+from engines.engine_helpers import metric_value, read_sse
 from weir.api.profile import EngineProfile
 from weir.engines.emulated import EmulatedEngine, EmulatedSettings
 from weir.engines.serve import started_server
