@@ -51,7 +51,7 @@ build() {
   if [ -f "$out/.complete" ]; then return 0; fi
   echo "weir: building $name $version (first time on this machine; cached in $out)" >&2
   mkdir -p "$cache"
-  local tmp; tmp=$(mktemp -d "$cache/.build-$name-XXXXXX")
+  local tmp; tmp=$(mktemp -d "$cache/.build-$name-XXXXXX"); chmod 755 "$tmp"
   (cd "$here/$mod" && go mod download && \
     go build -p "$jobs" -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$tmp/" "$@") || {
     rm -rf "$tmp"

@@ -14,7 +14,10 @@ from typing import Any
 import click
 
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "cluster": ("weir.cluster.cli:cluster", "Run a real local control plane with simulated GPU pools."),
+    "cluster": (
+        "weir.cluster.cli:cluster",
+        "Run a real local control plane with simulated GPU pools.",
+    ),
 }
 
 

@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test`. Both set up what they
+# need first; slow builds are cached outside the repository (pip cache, Go
+# module and build caches, and ~/.cache/weir/toolchain keyed by version).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test lint unit cluster-down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+	e2e/install-prometheus.sh
+	e2e/toolchain/build.sh >/dev/null
+
+demo: setup
+	$(BIN)/weir cluster up
+	@if ls crds/*.yaml >/dev/null 2>&1; then $(BIN)/weir cluster kubectl -- apply -f crds/; fi
+	$(BIN)/weir cluster status
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup lint
+	$(BIN)/pytest -q
+
+cluster-down: $(BIN)/.installed
+	$(BIN)/weir cluster down
+
+clean: cluster-down
+	rm -rf $(VENV) out

@@ -1,0 +1,109 @@
+"""Typed settings of the local cluster, read from `WEIR_CLUSTER_*` variables.
+
+One model holds every knob with its unit and default, so the CLI, the test
+fixtures and the docs agree on names; pydantic-settings does the environment
+parsing (no hand-written `os.environ` blocks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+
+
+def _repo_root() -> Path:
+    """The checkout this package runs from (source root is `operator/`)."""
+    return Path(__file__).resolve().parents[3]
+
+
+class ClusterSettings(BaseSettings):
+    """Where the cluster keeps its state, which ports it takes, which addresses it hands out."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIR_CLUSTER_", frozen=True)
+
+    state_dir: Path = Field(
+        default_factory=lambda: _state_home() / "weir" / "cluster",
+        description="Folder for certificates, etcd data, logs, pids and the kubeconfig.",
+    )
+    e2e_dir: Path = Field(
+        default_factory=lambda: _repo_root() / "e2e",
+        description="The project's e2e folder: toolchain wrappers, pools.yaml, Prometheus config.",
+    )
+    pools_file: Path | None = Field(
+        default=None, description="GPU node pools file; default <e2e_dir>/pools.yaml."
+    )
+    etcd_port: int = Field(default=12379, ge=1024, le=65535, description="etcd client port.")
+    etcd_peer_port: int = Field(default=12380, ge=1024, le=65535, description="etcd peer port.")
+    apiserver_port: int = Field(
+        default=16443, ge=1024, le=65535, description="kube-apiserver port."
+    )
+    controller_manager_port: int = Field(
+        default=16257, ge=1024, le=65535, description="kube-controller-manager health port."
+    )
+    scheduler_port: int = Field(
+        default=16259, ge=1024, le=65535, description="kube-scheduler port."
+    )
+    prometheus_port: int = Field(default=19090, ge=1024, le=65535, description="Prometheus port.")
+    pod_cidr: str = Field(
+        default="198.18.0.0/16",
+        description="Pod addresses (each node gets a /24 of it). Not loopback: the API "
+        "server refuses loopback addresses in EndpointSlices.",
+    )
+    service_cidr: str = Field(default="10.96.0.0/16", description="ClusterIP range of Services.")
+    scrape_interval_s: float = Field(
+        default=2.0, gt=0, le=60, description="Prometheus scrape interval, seconds."
+    )
+    start_timeout_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="Longest wait for one component to become healthy, seconds.",
+    )
+
+    @field_validator("pod_cidr", "service_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        network = ipaddress.ip_network(value, strict=True)
+        if network.is_loopback:
+            raise ValueError(f"{value} is loopback; the API server refuses loopback pod addresses")
+        if network.prefixlen > 24 and network.version == 4:
+            raise ValueError(f"{value} is too small: each node needs a /24")
+        return value
+
+    @property
+    def pools_path(self) -> Path:
+        return self.pools_file or self.e2e_dir / "pools.yaml"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def apiserver_url(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def prometheus_targets_dir(self) -> Path:
+        """Drop `*.json` file_sd target lists here; Prometheus picks them up live."""
+        return self.state_dir / "prometheus" / "targets"
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "etcd": self.etcd_port,
+            "etcd-peer": self.etcd_peer_port,
+            "kube-apiserver": self.apiserver_port,
+            "kube-controller-manager": self.controller_manager_port,
+            "kube-scheduler": self.scheduler_port,
+            "prometheus": self.prometheus_port,
+        }

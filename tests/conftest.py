@@ -1,0 +1,109 @@
+"""Fixtures shared by every test: the real local cluster, Prometheus, namespaces.
+
+The session's cluster is the one `weir cluster up` runs (default state folder
+and ports): reused when it is already running, started otherwise and then
+stopped at the end, so the machine is left as it was found. Only tests that
+ask for these fixtures pay for the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from prometheus_api_client import PrometheusConnect
+
+from weir.cluster import controlplane, kube
+from weir.cluster.settings import ClusterSettings
+from weir.cluster.wait import wait_for
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running local cluster and clients for it."""
+
+    settings: ClusterSettings
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def discovery(self) -> client.DiscoveryV1Api:
+        return client.DiscoveryV1Api(self.api)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    settings = ClusterSettings()
+    started = not controlplane.is_running(settings)
+    if started:
+        controlplane.up(settings, print)
+    api = kube.api_client(settings)
+    try:
+        yield Cluster(settings, api)
+    finally:
+        api.close()
+        if started:
+            controlplane.down(settings, print)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace with its default ServiceAccount, deleted after the test."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = cluster.core
+    core.create_namespace({"metadata": {"name": name, "labels": {"weir.dev/test": "true"}}})
+
+    def has_default_sa() -> bool:
+        accounts = core.list_namespaced_service_account(name).items
+        return any(sa.metadata.name == "default" for sa in accounts)
+
+    wait_for(has_default_sa, f"ServiceAccount default in {name}", 60)
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        # Wait until it is gone so the next test finds the GPUs free again.
+        wait_for(
+            lambda: name not in {n.metadata.name for n in core.list_namespace().items},
+            f"namespace {name} to be deleted",
+            120,
+        )
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """The cluster's Prometheus: a client and a way to add loopback scrape targets."""
+
+    client: PrometheusConnect
+    targets_dir: Path
+
+    def add_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
+        path = self.targets_dir / f"{name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([{"targets": [address], "labels": labels or {}}]))
+        tmp.rename(path)  # Prometheus must never read a half-written list
+        return path
+
+
+@pytest.fixture
+def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
+    prom = Prometheus(
+        PrometheusConnect(url=cluster.settings.prometheus_url, disable_ssl=True),
+        cluster.settings.prometheus_targets_dir,
+    )
+    before = set(prom.targets_dir.glob("*.json"))
+    yield prom
+    for path in set(prom.targets_dir.glob("*.json")) - before:
+        path.unlink()
