@@ -102,9 +102,14 @@ def find_owned(state_dir: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info.get("cmdline") or []
-        if proc.pid != me and any(marker in arg for arg in cmdline):
+        if proc.pid != me and any(_names_dir(arg, marker) for arg in cmdline):
             found.append(proc)
     return found
+
+
+def _names_dir(arg: str, marker: str) -> bool:
+    """Whether a command-line argument is the folder or a path inside it (not a sibling)."""
+    return arg.endswith(marker) or f"{marker}{os.sep}" in arg
 
 
 def stop_all(state_dir: Path, grace_s: float = 10.0) -> list[str]:
