@@ -24,8 +24,8 @@ demo: setup
 	$(BIN)/weir cluster status
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests $(wildcard bench)
+	$(BIN)/ruff format --check operator tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
