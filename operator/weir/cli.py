@@ -1,15 +1,16 @@
 """The `weir` command.
 
-Each command group lives in its own module and is imported only when it is
-invoked, so `weir cluster status` does not pay for importing the simulator or
-kopf. To add a command, add one line to `_COMMANDS`: name -> "module:attribute"
-where the attribute is a click command or group.
+Each command lives in its own module and is imported only when it is invoked,
+so `weir cluster status` does not pay for importing the simulator or kopf. To
+add a command, add one line to `_COMMANDS` (or to `_BENCH_COMMANDS` for a
+`weir bench X` benchmark): name -> ("module:attribute", help), where the
+attribute is a click command or group.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -18,19 +19,33 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "weir.cluster.cli:cluster",
         "Run a real local control plane with simulated GPU pools.",
     ),
+    "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
+}
+
+_BENCH_COMMANDS: dict[str, tuple[str, str]] = {
+    "planner": (
+        "weir.sim.cli:bench_planner",
+        "Replay a trace through weir's planner and the baselines; compare $ per useful token.",
+    ),
+    "router": (
+        "weir.router.bench:bench_router",
+        "Streaming proxy throughput and added latency: direct, nginx, weir, LiteLLM.",
+    ),
 }
 
 
 class _LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
+    commands_table: ClassVar[dict[str, tuple[str, str]]] = _COMMANDS
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted(self.commands_table)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _COMMANDS:
+        if cmd_name not in self.commands_table:
             return None
-        target, _ = _COMMANDS[cmd_name]
+        target, _ = self.commands_table[cmd_name]
         module_name, attribute = target.split(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
@@ -38,12 +53,21 @@ class _LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, help_text) in sorted(_COMMANDS.items())]
+        rows = [(name, help_text) for name, (_, help_text) in sorted(self.commands_table.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+class _BenchGroup(_LazyGroup):
+    commands_table: ClassVar[dict[str, tuple[str, str]]] = _BENCH_COMMANDS
 
 
 @click.group(cls=_LazyGroup)
 @click.version_option(package_name="weir")
 def main() -> None:
     """weir: LLM deployments at the lowest $ per useful token that meets the SLO."""
+
+
+@click.group(cls=_BenchGroup)
+def bench() -> None:
+    """Benchmarks that print ratios against peers measured in the same run."""
