@@ -30,7 +30,13 @@ class ProfilePoint(BaseModel):
     ttft_p95_s: float = Field(gt=0, description="95th percentile time to first token, seconds.")
     itl_p50_s: float = Field(gt=0, description="Median inter-token latency, seconds.")
     itl_p95_s: float = Field(gt=0, description="95th percentile inter-token latency, seconds.")
-    output_tokens_per_s: float = Field(gt=0, description="Generated tokens per second, whole replica.")
+    output_tokens_per_s: float = Field(
+        gt=0, description="Generated tokens per second, whole replica."
+    )
+    derived: bool = Field(
+        default=False,
+        description="True when the point is derived from a model, not measured; see `source`.",
+    )
 
     @model_validator(mode="after")
     def _percentiles_ordered(self) -> ProfilePoint:
@@ -46,13 +52,31 @@ class EngineProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(min_length=1, description="Model name, e.g. meta-llama/Llama-3.3-70B-Instruct.")
+    model: str = Field(
+        min_length=1, description="Model name, e.g. meta-llama/Llama-3.3-70B-Instruct."
+    )
     gpu: str = Field(min_length=1, description="GPU product, e.g. H100-SXM-80GB.")
     precision: str = Field(min_length=1, description="Weights precision, e.g. fp8, bf16.")
-    tensor_parallel: int = Field(ge=1, le=64, description="GPUs per replica (tensor parallel size).")
-    source: str = Field(min_length=1, description="Where the numbers come from and how they were derived.")
+    tensor_parallel: int = Field(
+        ge=1, le=64, description="GPUs per replica (tensor parallel size)."
+    )
+    source: str = Field(
+        min_length=1, description="Where the numbers come from and how they were derived."
+    )
     max_concurrency: int | None = Field(
-        default=None, ge=1, description="Engine batch limit (max_batch_size); requests beyond it queue."
+        default=None,
+        ge=1,
+        description="Engine batch limit (max_batch_size); requests beyond it queue.",
+    )
+    kv_cache_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens the KV cache holds per replica; running requests' contexts fit in it.",
+    )
+    prefill_chunk_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Prompt tokens per engine step with chunked prefill (max_num_tokens).",
     )
     points: tuple[ProfilePoint, ...] = Field(min_length=1, description="Measured points.")
 

@@ -1,0 +1,35 @@
+"""Shared configuration of every resource model.
+
+The models become CRDs, so every field is camelCase on the wire (what an SRE
+writes in YAML) and snake_case in Python; both spellings are accepted. Models
+are frozen: a spec is a value, and the planner may share it freely.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+
+class SpecError(ValueError):
+    """A resource or scenario does not validate; the message names the field."""
+
+
+class Resource(BaseModel):
+    """Base of the resource models: camelCase aliases, frozen, unknown keys refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="forbid",
+    )
+
+
+def describe_validation_error(what: str, exc: ValidationError) -> str:
+    """One line per problem, each naming the field by its dotted wire path."""
+    lines = [f"{what} is invalid:"]
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"]) or "(root)"
+        lines.append(f"  {path}: {err['msg']}")
+    return "\n".join(lines)

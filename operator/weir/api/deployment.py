@@ -1,0 +1,115 @@
+"""InferenceDeployment: one model, its SLO, its pools, its hosted burst.
+
+This is what an SRE writes. It references pools and a hosted endpoint by
+name and bounds what weir may do with each (min/max replicas, hosted share
+and spend), so the planner can never act outside what was allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from weir.api._base import Resource
+from weir.api.slo import SLO, CostTargets
+
+
+class ModelSpec(Resource):
+    """The model and the engine that serves it."""
+
+    name: str = Field(min_length=1, description="Model reference, e.g. meta-llama/Llama-3.3-70B.")
+    precision: str = Field(default="fp8", min_length=1, description="Weights precision.")
+    tensor_parallel: int = Field(default=1, ge=1, le=64, description="GPUs per replica (TP).")
+    engine_image: str = Field(
+        default="nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+        min_length=1,
+        description="Engine container image (TensorRT-LLM by default).",
+    )
+
+
+class PoolBinding(Resource):
+    """A capacity pool this deployment may use, and how many replicas there."""
+
+    pool: str = Field(min_length=1, description="Name of a CapacityPool.")
+    min_replicas: int = Field(default=0, ge=0, le=10000, description="Fewest replicas, count.")
+    max_replicas: int = Field(ge=0, le=10000, description="Most replicas, count.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PoolBinding:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class HostedBurst(Resource):
+    """How much of the traffic and the budget may go to the hosted endpoint."""
+
+    endpoint: str = Field(min_length=1, description="Name of a HostedEndpoint.")
+    max_share: float = Field(
+        default=1.0, ge=0, le=1, description="Largest fraction of requests sent hosted, 0..1."
+    )
+    max_dollars_per_hour: float = Field(
+        gt=0, description="Hard cap on hosted spend, US dollars per hour."
+    )
+
+
+class ControlSettings(Resource):
+    """How often and how boldly the planner acts."""
+
+    period_seconds: float = Field(default=15.0, ge=1, le=3600, description="Control period, s.")
+    scale_down_stabilisation_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="A pool shrinks only to the largest count planned over this window, s.",
+    )
+    max_scale_up_per_step: int = Field(
+        default=8, ge=1, le=1000, description="Most replicas added per pool per period, count."
+    )
+    max_scale_down_per_step: int = Field(
+        default=2, ge=1, le=1000, description="Most replicas removed per pool per period, count."
+    )
+    stale_after_seconds: float = Field(
+        default=90.0, gt=0, le=86400, description="Metrics older than this are stale, s."
+    )
+    min_saving_fraction: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="A change must lower predicted $/useful token by this fraction, 0..1.",
+    )
+    mode: Literal["enforce", "recommend"] = Field(
+        default="enforce", description="enforce acts; recommend only writes the plan."
+    )
+
+    @model_validator(mode="after")
+    def _stale_vs_period(self) -> ControlSettings:
+        if self.stale_after_seconds < self.period_seconds:
+            raise ValueError("staleAfterSeconds: must be >= periodSeconds")
+        return self
+
+
+class InferenceDeploymentSpec(Resource):
+    """Spec of an InferenceDeployment (namespaced)."""
+
+    model: ModelSpec = Field(description="Model and engine.")
+    slo: SLO = Field(description="Latency targets and useful-token attainment target.")
+    cost: CostTargets = Field(description="Budget and goal.")
+    pools: tuple[PoolBinding, ...] = Field(min_length=1, description="Pools it may use.")
+    hosted: HostedBurst | None = Field(default=None, description="Hosted burst, if any.")
+    control: ControlSettings = Field(default_factory=ControlSettings, description="Control.")
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> InferenceDeploymentSpec:
+        names = [binding.pool for binding in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pools: each pool may be listed once, got {names}")
+        if (
+            self.hosted is not None
+            and self.hosted.max_dollars_per_hour > self.cost.budget_dollars_per_hour
+        ):
+            raise ValueError("hosted.maxDollarsPerHour: must be <= cost.budgetDollarsPerHour")
+        return self
