@@ -20,6 +20,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Run a real local control plane with simulated GPU pools.",
     ),
     "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
+    "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {
