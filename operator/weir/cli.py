@@ -15,6 +15,14 @@ from typing import Any, ClassVar
 import click
 
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "engine": (
+        "weir.engines.cli:engine",
+        "Serve an OpenAI-compatible engine: emulated (from a profile) or torch reference.",
+    ),
+    "profile": (
+        "weir.engines.cli:profile",
+        "Measure an OpenAI-compatible endpoint's capacity curve into an engine profile.",
+    ),
     "cluster": (
         "weir.cluster.cli:cluster",
         "Run a real local control plane with simulated GPU pools.",
