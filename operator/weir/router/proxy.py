@@ -1,0 +1,311 @@
+"""The router's ASGI application: routes, auth, admission, forwarding, accounting.
+
+A plain ASGI callable with a dict of routes, no middleware: every request
+pays only for what it uses. A generation request is read (size limit),
+parsed (400 on bad JSON), admitted (local replica, hosted endpoint, a wait
+for a local slot, or 429), forwarded, and judged for useful tokens when it
+ends, however it ends. A client that goes away cancels the request: a small
+watcher on the ASGI `receive` channel cancels the handler, which closes the
+upstream response (the engine then frees its slot). Errors of the router's
+own tree become OpenAI-style JSON answers here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from starlette.types import Receive, Scope, Send
+
+from weir.router.accounting import DuplicateTracker, Outcome, judge
+from weir.router.backends import BackendSet
+from weir.router.breaker import CircuitBreaker
+from weir.router.config import RouterPolicy, RouterSettings
+from weir.router.errors import (
+    MethodNotAllowedError,
+    NoBackendError,
+    NotFoundError,
+    RouterError,
+    UnauthorizedError,
+    UpstreamError,
+    UpstreamStatusError,
+)
+from weir.router.forward import Attempt, Exchange, forward
+from weir.router.metrics import RouterMetrics
+from weir.router.request import ClientRequest, parse_request, read_body
+from weir.router.spill import Decision, Request, Spill
+from weir.router.upstream import Headers, Upstream
+
+log = logging.getLogger("weir.router")
+
+_JSON = [(b"content-type", b"application/json")]
+_LOCAL_HEADERS: Headers = [(b"content-type", b"application/json")]
+_GENERATE = {"/v1/chat/completions": True, "/v1/completions": False}
+
+
+def _error_body(message: str, error_type: str, status: int) -> bytes:
+    return json.dumps({"error": {"message": message, "type": error_type, "code": status}}).encode()
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
+    head = [*_JSON, *(headers or []), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class Router:
+    """One router: its replicas, policy, hosted endpoint, metrics and ASGI entry point."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        policy: RouterPolicy,
+        upstream: Upstream,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.clock = clock
+        self.metrics = RouterMetrics()
+        self.backends = BackendSet()
+        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_open_s)
+        self.spill = Spill(
+            self.backends, self.metrics, policy, breaker=breaker, clock=clock,
+            share_window_s=settings.share_window_s, budget_window_s=settings.budget_window_s,
+        )  # fmt: skip
+        self.dupes = DuplicateTracker(settings.dedupe_window_s)
+        self.policy_loaded = True
+        model = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "weir"}
+        self._models = json.dumps({"object": "list", "data": [model]}).encode()
+        self._hosted_auth: Headers = []
+        if settings.hosted_key is not None:
+            self._hosted_auth = [(b"authorization", b"Bearer " + settings.hosted_key.encode())]
+        self._tokens = {b"Bearer " + t.encode() for t in settings.client_tokens}
+
+    @property
+    def policy(self) -> RouterPolicy:
+        return self.spill.policy
+
+    def set_policy(self, policy: RouterPolicy) -> None:
+        self.spill.set_policy(policy)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        try:
+            if path in _GENERATE:
+                if method != "POST":
+                    raise MethodNotAllowedError(f"{path} accepts POST only")
+                await self._generate(scope, receive, send, chat=_GENERATE[path])
+            elif method != "GET":
+                raise (NotFoundError if path not in _GETS else MethodNotAllowedError)(
+                    f"{method} {path} is not served"
+                )
+            elif path == "/v1/models":
+                self._authorize(scope)
+                await _answer(send, 200, self._models)
+            elif path == "/healthz":
+                await _answer(send, 200, b'{"status":"ok"}')
+            elif path == "/readyz":
+                await self._ready(send)
+            elif path == "/metrics":
+                await self._metrics(send)
+            else:
+                raise NotFoundError(f"no route {path}")
+        except RouterError as exc:
+            if isinstance(exc, UpstreamStatusError):
+                body = exc.body
+            else:
+                body = _error_body(str(exc), exc.error_type, exc.status)
+            headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()]
+            await _answer(send, exc.status, body, headers)
+
+    def _authorize(self, scope: Scope) -> None:
+        if not self._tokens:
+            return
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value in self._tokens:
+                return
+        raise UnauthorizedError("missing or unknown bearer token (Authorization: Bearer ...)")
+
+    async def _ready(self, send: Send) -> None:
+        routable, _ = self.backends.counts()
+        hosted = self.policy.hosted_enabled and self.policy.hosted is not None
+        if self.policy_loaded and (routable or hosted):
+            await _answer(send, 200, b'{"status":"ready"}')
+        else:
+            await _answer(send, 503, b'{"status":"no replica ready and no hosted endpoint"}')
+
+    async def _metrics(self, send: Send) -> None:
+        routable, draining = self.backends.counts()
+        m = self.metrics
+        m.replicas.labels("ready").set(routable)
+        m.replicas.labels("draining").set(draining)
+        m.waiting.set(self.spill.waiting)
+        state = self.spill.breaker.state(self.clock())
+        m.breaker.set({"closed": 0.0, "half_open": 0.5, "open": 1.0}[state])
+        body = m.render()
+        head = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+        head.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _generate(self, scope: Scope, receive: Receive, send: Send, *, chat: bool) -> None:
+        self._authorize(scope)
+        key: bytes | None = None
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name in (b"idempotency-key", b"x-request-id") and key is None:
+                key = value
+        body = await read_body(receive, length, self.settings.max_body_bytes)
+        request = parse_request(body, chat=chat)
+        started = self.clock()
+        duplicate = self.dupes.seen_before(key.decode("latin-1") if key else None, started)
+        if duplicate:
+            self.metrics.duplicates.inc()
+        task = asyncio.current_task()
+        assert task is not None
+        exchange = Exchange()
+
+        def disconnected(_: object) -> None:
+            if not exchange.response_done:
+                task.cancel("client disconnected")
+
+        watcher = asyncio.ensure_future(receive())
+        watcher.add_done_callback(disconnected)
+        try:
+            await self._serve(request, send, exchange, started, duplicate)
+        except RouterError as exc:
+            if not exchange.response_started:
+                raise
+            # Mid-stream failure: the head is out, so end the stream with an error event.
+            event = b"data: " + _error_body(str(exc), exc.error_type, exc.status) + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+        except asyncio.CancelledError:
+            if not watcher.done() or task.cancelling() != 1:
+                raise
+            task.uncancel()  # the client left: nothing to answer
+        finally:
+            watcher.remove_done_callback(disconnected)
+            watcher.cancel()
+
+    async def _serve(
+        self, request: ClientRequest, send: Send, exchange: Exchange, started: float,
+        duplicate: bool,
+    ) -> None:  # fmt: skip
+        """Admit and forward; retry once elsewhere if an upstream fails before its first token."""
+        shape = Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
+        exclude: str | None = None
+        allow_hosted = True
+        for attempt_no in range(2):
+            decision = await self.spill.admit(shape, exclude=exclude, allow_hosted=allow_hosted)
+            try:
+                await self._attempt(decision, request, send, exchange, started, duplicate)
+                return
+            except UpstreamError as exc:
+                if not exc.before_first_token or attempt_no == 1 or _client_error(exc):
+                    raise
+                log.info("retrying after %s failed before its first token: %s",
+                         decision.route, exc)  # fmt: skip
+                if decision.route == "local" and decision.backend is not None:
+                    exclude = decision.backend.id
+                else:
+                    allow_hosted = False
+        raise NoBackendError("no upstream could serve the request", 1.0)  # pragma: no cover
+
+    async def _attempt(
+        self, decision: Decision, request: ClientRequest, send: Send, exchange: Exchange,
+        started: float, duplicate: bool,
+    ) -> None:  # fmt: skip
+        """One upstream attempt, accounted for whatever happens."""
+        hosted = decision.route == "hosted"
+        backend_label = "hosted" if hosted else "local"
+        spill, policy = self.spill, self.policy
+        if hosted:
+            assert policy.hosted is not None
+            url = policy.hosted.base_url.rstrip("/") + (
+                "/chat/completions" if request.chat else "/completions"
+            )
+            body = request.hosted_body(
+                policy.hosted.model, spill.hosted_max_tokens(Request(0, 0, request.max_tokens))
+            )
+            headers = [*_LOCAL_HEADERS, *self._hosted_auth]
+        else:
+            assert decision.backend is not None
+            self.backends.acquire(decision.backend)
+            url = decision.backend.url + (
+                "/v1/chat/completions" if request.chat else "/v1/completions"
+            )
+            body, headers = request.local_body(), _LOCAL_HEADERS
+        attempt = Attempt(started_at=started, exchange=exchange)
+        attempt.extra_headers.append((b"x-weir-backend", backend_label.encode()))
+        outcome: Outcome = "failed"
+        self.metrics.started(backend_label)
+        try:
+            await forward(
+                self.upstream, url, body, headers, send, stream=request.stream,
+                strip_usage=request.stream and not request.wants_usage,
+                first_token_timeout_s=self.settings.first_token_timeout_s,
+                clock=self.clock, attempt=attempt,
+            )  # fmt: skip
+            outcome = "completed"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except UpstreamError as exc:
+            outcome = "timeout" if exc.status == 504 else "failed"
+            if hosted:
+                self._hosted_failed(exc)
+            raise
+        finally:
+            self._account(decision, request, attempt, outcome, duplicate, backend_label)
+        if hosted:
+            spill.breaker.success()
+
+    def _hosted_failed(self, exc: UpstreamError) -> None:
+        if isinstance(exc, UpstreamStatusError) and exc.status == 429:
+            retry = exc.upstream_headers.get("Retry-After", "1")
+            self.spill.throttle(float(retry) if retry.isdigit() else 1.0)
+        elif not _client_error(exc):
+            self.spill.breaker.failure(self.clock())
+
+    def _account(
+        self, decision: Decision, request: ClientRequest, attempt: Attempt, outcome: Outcome,
+        duplicate: bool, backend_label: str,
+    ) -> None:  # fmt: skip
+        now = self.clock()
+        if decision.backend is not None:
+            self.backends.release(decision.backend)
+            if attempt.first_token_at is not None:
+                decision.backend.note_ttft(attempt.first_token_at - attempt.started_at, now)
+        slo = self.policy.slo
+        verdict = judge(
+            outcome=outcome, duplicate=duplicate, started_at=attempt.started_at,
+            first_token_at=attempt.first_token_at, last_token_at=attempt.last_token_at,
+            usage=attempt.usage, counted_tokens=attempt.counted_tokens,
+            prompt_bound=request.prompt_bound if attempt.response_started else 0,
+            ttft_target_s=slo.ttft_seconds, itl_target_s=slo.itl_seconds,
+        )  # fmt: skip
+        self.metrics.finished(backend_label, verdict)
+        if decision.reservation is not None:
+            price = self.spill.hosted_price(
+                verdict.input_tokens, verdict.cached_tokens, verdict.output_tokens
+            )
+            kept = self.spill.budget.settle(decision.reservation, price)
+            if price > kept:
+                log.warning("hosted request cost $%.6f, over its reservation $%.6f", price, kept)
+            self.metrics.spend.inc(price)
+
+
+_GETS = frozenset(("/v1/models", "/healthz", "/readyz", "/metrics"))
+
+
+def _client_error(exc: UpstreamError) -> bool:
+    """A 4xx other than 429: the request is wrong, another upstream would say the same."""
+    return isinstance(exc, UpstreamStatusError) and 400 <= exc.status < 500 and exc.status != 429

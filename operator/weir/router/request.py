@@ -1,0 +1,133 @@
+"""Reading and rewriting one client request: size limit, JSON check, upstream bodies.
+
+The client's body is parsed once (admission needs the prompt size, stream
+flag and max_tokens) but forwarded to a local replica as the same bytes
+whenever possible: asking for `stream_options.include_usage` is a byte
+splice before the final brace, not a re-serialisation. Bodies for the
+hosted endpoint are rebuilt, because the model name changes there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Receive
+
+from weir.router.accounting import prompt_bound
+from weir.router.errors import ClientRequestError, PayloadTooLargeError
+
+_USAGE_SPLICE = b',"stream_options":{"include_usage":true}}'
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A validated client request and what the router derived from it."""
+
+    body: bytes
+    parsed: dict[str, Any]
+    chat: bool
+    stream: bool
+    wants_usage: bool
+    max_tokens: int | None
+    prompt_bound: int
+
+    @property
+    def prefill_estimate(self) -> int:
+        """Typical tokens of the prompt (about four bytes per token)."""
+        return self.prompt_bound // 4
+
+    def local_body(self) -> bytes:
+        """The body for an engine pod: the client's bytes, asking for usage when streaming."""
+        if not self.stream or self.wants_usage:
+            return self.body
+        if "stream_options" not in self.parsed:
+            end = self.body.rstrip().rfind(b"}")
+            head = self.body[:end].rstrip()
+            if not head.endswith(b"{"):
+                return head + _USAGE_SPLICE
+        return self._rebuild({})
+
+    def hosted_body(self, model: str, max_tokens: int) -> bytes:
+        """The body for the hosted endpoint: its model name, a bounded max_tokens."""
+        extra: dict[str, Any] = {"model": model}
+        if self.max_tokens is None:
+            extra["max_tokens"] = max_tokens
+        return self._rebuild(extra)
+
+    def _rebuild(self, extra: dict[str, Any]) -> bytes:
+        body = {**self.parsed, **extra}
+        if self.stream:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            options["include_usage"] = True
+            body["stream_options"] = options
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
+    """The whole request body, refusing more than `limit` bytes (413) early."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError as exc:
+            raise ClientRequestError("Content-Length is not a number") from exc
+        if declared > limit:
+            raise PayloadTooLargeError(f"request body of {declared} bytes exceeds {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientRequestError("client went away while sending the request")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _positive_int(parsed: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = parsed.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ClientRequestError(f"'{name}' must be a positive integer")
+        return value
+    return None
+
+
+def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
+    """Validate the JSON a client sent; ClientRequestError (400) says what is wrong."""
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise ClientRequestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ClientRequestError("request body must be a JSON object")
+    if chat:
+        messages = parsed.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ClientRequestError("'messages' must be a non-empty list")
+    elif "prompt" not in parsed:
+        raise ClientRequestError("'prompt' is required")
+    stream = parsed.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ClientRequestError("'stream' must be a boolean")
+    options = parsed.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ClientRequestError("'stream_options' must be an object")
+    wants_usage = bool(options and options.get("include_usage") is True)
+    return ClientRequest(
+        body=body,
+        parsed=parsed,
+        chat=chat,
+        stream=stream,
+        wants_usage=wants_usage,
+        max_tokens=_positive_int(parsed, "max_completion_tokens", "max_tokens"),
+        prompt_bound=prompt_bound(parsed),
+    )

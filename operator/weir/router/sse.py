@@ -1,0 +1,147 @@
+"""Byte-level scanning of an upstream SSE stream: the only per-chunk work the router does.
+
+Every chunk of every stream passes here, so nothing is JSON-parsed except the
+one usage chunk. The scanner forwards whole events only (an incomplete event
+at the end of a read is held until its `\\n\\n` arrives; a client cannot act on
+half an event anyway), which makes counting exact with C-level `bytes.count`
+and lets the usage chunk be recognised and, when the client did not ask for
+it, cut out. It records when the first token event and the last one were
+forwarded, which is what the client sees as TTFT and pace.
+
+OpenAI-style streams: optional opening chunk with the assistant role and no
+text, one chunk per token (or a few tokens), maybe a finish chunk, the usage
+chunk (`"choices":[]`, `"usage":{...}`) when `stream_options.include_usage`,
+then `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+_END = b"\n\n"
+_DONE = b"data: [DONE]"
+_USAGE_MARKS = (b'"usage":{', b'"usage": {')
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one request, as the upstream reported (or as counted)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reported: bool = False
+
+
+def parse_usage(obj: object) -> Usage | None:
+    """The usage of a chunk or response body (None when absent or malformed)."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    cached = cached if isinstance(cached, int) else 0
+    return Usage(max(prompt, 0), max(completion, 0), min(max(cached, 0), prompt), True)
+
+
+def _has_usage(segment: bytes) -> bool:
+    return b'"usage"' in segment and any(mark in segment for mark in _USAGE_MARKS)
+
+
+class StreamScanner:
+    """Follows one SSE response; `feed` returns the bytes to send to the client."""
+
+    __slots__ = (
+        "_opening_seen",
+        "_pending",
+        "done",
+        "events",
+        "first_token_at",
+        "last_token_at",
+        "non_token_events",
+        "strip_usage",
+        "usage",
+    )
+
+    def __init__(self, *, strip_usage: bool) -> None:
+        self.strip_usage = strip_usage
+        self._pending = b""
+        self._opening_seen = False
+        self.events = 0
+        self.non_token_events = 0
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, chunk: bytes, now: float) -> bytes:
+        """Scan one read; the complete events in it (less a stripped usage chunk)."""
+        data = self._pending + chunk if self._pending else chunk
+        cut = data.rfind(_END)
+        if cut < 0:
+            self._pending = data
+            return b""
+        cut += 2
+        segment, self._pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        count = segment.count(_END)
+        self.events += count
+        special = 0
+        if _has_usage(segment):
+            segment = self._take_usage(segment)
+            special += 1
+        if _DONE in segment:
+            self.done = True
+            special += 1
+        if self.first_token_at is None:
+            special += self._find_first_token(segment, now)
+        if count > special:
+            self.last_token_at = now
+        self.non_token_events += special
+        return segment
+
+    def flush(self) -> bytes:
+        """What is left at the end of the stream (an unterminated last event)."""
+        rest, self._pending = self._pending, b""
+        return rest
+
+    @property
+    def token_events(self) -> int:
+        """Events that carried generated text (the fallback token count)."""
+        return max(self.events - self.non_token_events, 0)
+
+    def _find_first_token(self, segment: bytes, now: float) -> int:
+        """Note when the first text event passed; returns 1 for a role-only opening."""
+        openings = 0
+        for event in segment.split(_END):
+            if not event.strip() or event.startswith(_DONE) or _has_usage(event):
+                continue
+            if b'"role"' in event and not self._opening_seen:
+                self._opening_seen = True
+                openings += 1
+                continue
+            self.first_token_at = now
+            break
+        return openings
+
+    def _take_usage(self, segment: bytes) -> bytes:
+        events = segment.split(_END)
+        kept: list[bytes] = []
+        for event in events:
+            if self.usage is None and _has_usage(event):
+                payload = event.strip()
+                if payload.startswith(b"data:"):
+                    payload = payload[5:]
+                try:
+                    self.usage = parse_usage(json.loads(payload))
+                except ValueError:
+                    self.usage = None
+                if self.strip_usage:
+                    continue
+            kept.append(event)
+        return _END.join(kept)
