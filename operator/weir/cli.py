@@ -19,6 +19,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "weir.engines.cli:engine",
         "Serve an OpenAI-compatible engine: emulated (from a profile) or torch reference.",
     ),
+    "engine-spec": (
+        "weir.engines.cli:engine_spec",
+        "Print a TensorRT-LLM recipe's Deployment, ConfigMap and cache objects as YAML.",
+    ),
     "profile": (
         "weir.engines.cli:profile",
         "Measure an OpenAI-compatible endpoint's capacity curve into an engine profile.",
@@ -29,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
+    "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubernetes import client
 
 from weir.engines import launch
 from weir.engines.cache import CacheKey, CacheSettings, CacheSource, cache_fill_job, cache_pvc
 from weir.engines.launch import Placement, SecretKeyRef, TrtllmLaunch
+from weir.engines.recipes import load_recipe, render_recipe
 
 LAUNCH = TrtllmLaunch(model="meta-llama/Llama-3.1-8B-Instruct", precision="fp8", max_batch_size=256)
 PLACEMENT = Placement(
@@ -55,3 +58,26 @@ def test_engine_and_cache_objects_pass_server_side_dry_run(cluster, namespace):
     served = results[1].spec.template.spec.containers[0]
     assert served.startup_probe.http_get.path == "/health"
     assert served.resources.limits["nvidia.com/gpu"] == "1"
+
+
+def test_every_recipe_renders_objects_the_apiserver_accepts(cluster, namespace):
+    root = Path(__file__).resolve().parents[2] / "engines" / "trtllm" / "recipes"
+    create = {
+        "PersistentVolumeClaim": cluster.core.create_namespaced_persistent_volume_claim,
+        "Job": client.BatchV1Api(cluster.api).create_namespaced_job,
+        "ConfigMap": cluster.core.create_namespaced_config_map,
+        "Deployment": cluster.apps.create_namespaced_deployment,
+    }
+    for path in sorted(root.glob("*.yaml")):
+        objects = render_recipe(
+            load_recipe(path),
+            name=path.stem.replace(".", "-"),
+            namespace=namespace,
+            placement=PLACEMENT,
+            replicas=1,
+            hf_token=SecretKeyRef(name="hf-token"),
+            cache=CacheSettings(),
+        )
+        for obj in objects:
+            created = create[obj["kind"]](namespace, obj, dry_run="All")
+            assert created.metadata.name == obj["metadata"]["name"]

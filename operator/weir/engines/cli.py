@@ -211,3 +211,71 @@ def profile(
             f"{p.output_tokens_per_s:.1f} tok/s"
         )
     click.echo(f"wrote {out}")
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+@click.command("engine-spec")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Deployment name.")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--replicas", default=1, show_default=True)
+@click.option("--cache/--no-cache", default=True, show_default=True, help="Weights cache PVC.")
+@click.option("--cache-size", default="200Gi", show_default=True)
+@click.option("--storage-class", help="Cache storage class (default: the cluster's).")
+@click.option("--hf-secret", help="Secret holding the Hugging Face token (key: --hf-secret-key).")
+@click.option("--hf-secret-key", default="token", show_default=True)
+@click.option("--node-selector", multiple=True, help="KEY=VALUE, repeatable.")
+@click.option("--toleration", multiple=True, help="Taint key tolerated (Exists), repeatable.")
+@click.option("--image", help="Override the pinned TensorRT-LLM image.")
+def engine_spec(
+    recipe: Path,
+    name: str,
+    namespace: str,
+    replicas: int,
+    cache: bool,
+    cache_size: str,
+    storage_class: str | None,
+    hf_secret: str | None,
+    hf_secret_key: str,
+    node_selector: tuple[str, ...],
+    toleration: tuple[str, ...],
+    image: str | None,
+) -> None:
+    """Print the Kubernetes objects of a TensorRT-LLM recipe as YAML (for kubectl apply)."""
+    import yaml
+
+    from weir.engines.cache import CacheSettings
+    from weir.engines.launch import Placement, SecretKeyRef
+    from weir.engines.recipes import load_recipe, render_recipe
+
+    try:
+        loaded = load_recipe(recipe)
+        if image:
+            loaded = loaded.model_copy(
+                update={"launch": loaded.launch.model_copy(update={"image": image})}
+            )
+        placement = Placement(
+            node_selector=_pairs(node_selector),
+            tolerations=tuple({"key": k, "operator": "Exists"} for k in toleration),
+        )
+        objects = render_recipe(
+            loaded,
+            name=name,
+            namespace=namespace,
+            placement=placement,
+            replicas=replicas,
+            hf_token=SecretKeyRef(name=hf_secret, key=hf_secret_key) if hf_secret else None,
+            cache=CacheSettings(size=cache_size, storage_class=storage_class) if cache else None,
+        )
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)

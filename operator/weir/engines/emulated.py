@@ -37,8 +37,10 @@ class EmulatedSettings(BaseModel):
         default=None, ge=1, description="Running requests; default: the profile's max_concurrency."
     )
     max_waiting: int = Field(default=1024, ge=0, description="Queued requests before 503.")
-    kv_capacity_tokens: int = Field(
-        default=1_000_000, ge=1, description="KV cache size in tokens, for the utilization gauge."
+    kv_capacity_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="KV cache size in tokens, for the utilization gauge; default: the profile's.",
     )
     prefix_caching: bool = Field(default=False, description="Report cached prompt prefixes.")
     cache_min_tokens: int = Field(default=1024, ge=1, description="Shortest cacheable prompt.")
@@ -130,6 +132,7 @@ class EmulatedEngine:
         self.pool = SlotPool(max_batch, self.settings.max_waiting)
         self.rng = random.Random(self.settings.seed)
         self.kv_tokens = 0
+        self.kv_capacity = self.settings.kv_capacity_tokens or profile.kv_cache_tokens or 1_000_000
         self.stopped = False
         s = self.settings
         self._cache = (
@@ -144,7 +147,7 @@ class EmulatedEngine:
         return _EmulatedGeneration(self, request, ticket, cached)
 
     def stats(self) -> EngineStats:
-        util = min(1.0, self.kv_tokens / self.settings.kv_capacity_tokens)
+        util = min(1.0, self.kv_tokens / self.kv_capacity)
         return EngineStats(self.pool.running, self.pool.waiting, util)
 
     async def start(self) -> None:
