@@ -33,7 +33,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
-    "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {
