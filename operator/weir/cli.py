@@ -31,6 +31,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "weir.cluster.cli:cluster",
         "Run a real local control plane with simulated GPU pools.",
     ),
+    "router": (
+        "weir.router.cli:router",
+        "OpenAI-compatible streaming router: local first, spill to hosted, useful tokens.",
+    ),
     "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
 }

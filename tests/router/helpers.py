@@ -20,6 +20,7 @@ from weir.engines.timing import fixed_profile
 from weir.router.backends import Endpoint, StaticDiscovery
 from weir.router.config import PolicyFile, RouterPolicy, RouterSettings
 from weir.router.server import RunningRouter, build_router, started_router
+from weir.router.standin import RunningStandin, StandinSettings, started_standin
 
 MODEL = "test/tiny-model"
 PROFILE = Path(__file__).parents[1] / "engines" / "data" / "small-profile.yaml"
@@ -35,11 +36,17 @@ def fast_profile(itl_s: float = 0.002, ttft_s: float = 0.005) -> EngineProfile:
 
 @contextlib.asynccontextmanager
 async def engine(
-    profile: EngineProfile | None = None, *, api_key: str | None = None, max_batch: int = 64,
-    rate_limit_rps: float | None = None, model: str = MODEL,
-) -> AsyncIterator[RunningEngine]:  # fmt: skip
+    profile: EngineProfile | None = None,
+    *,
+    api_key: str | None = None,
+    max_batch: int = 64,
+    rate_limit_rps: float | None = None,
+    model: str = MODEL,
+) -> AsyncIterator[RunningEngine]:
     settings = ServerSettings(model_name=model, api_key=api_key, rate_limit_rps=rate_limit_rps)
-    emulated = EmulatedEngine(profile or fast_profile(), EmulatedSettings(max_batch=max_batch, seed=1))
+    emulated = EmulatedEngine(
+        profile or fast_profile(), EmulatedSettings(max_batch=max_batch, seed=1)
+    )
     async with started_server(emulated, settings) as srv:
         yield srv
 
@@ -62,9 +69,12 @@ def local_endpoints(*urls: str, pool: str = "on-demand") -> list[Endpoint]:
 
 @contextlib.asynccontextmanager
 async def router(
-    endpoints: list[Endpoint], policy: RouterPolicy | None = None, *,
-    settings: RouterSettings | None = None, policy_file: Path | None = None,
-) -> AsyncIterator[tuple[RunningRouter, StaticDiscovery]]:  # fmt: skip
+    endpoints: list[Endpoint],
+    policy: RouterPolicy | None = None,
+    *,
+    settings: RouterSettings | None = None,
+    policy_file: Path | None = None,
+) -> AsyncIterator[tuple[RunningRouter, StaticDiscovery]]:
     discovery = StaticDiscovery(endpoints)
     live = build_router(settings or RouterSettings(model_name=MODEL), policy or RouterPolicy())
     pf = PolicyFile(policy_file) if policy_file is not None else None
@@ -73,8 +83,12 @@ async def router(
 
 
 def chat(content: str = "hello", max_tokens: int = 8, **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "messages": [{"role": "user", "content": content}],
-            "max_tokens": max_tokens, **extra}  # fmt: skip
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        **extra,
+    }
 
 
 def sse_events(raw: bytes) -> list[Any]:
@@ -114,3 +128,9 @@ async def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float 
     while not predicate():
         assert loop.time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def standin(**settings: Any) -> AsyncIterator[RunningStandin]:
+    async with started_standin(StandinSettings(**settings)) as srv:
+        yield srv

@@ -2,24 +2,117 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
-from router.helpers import MODEL, chat, engine, local_endpoints, metric, router, scrape, sse_events
+from router.helpers import (
+    chat,
+    engine,
+    local_endpoints,
+    metric,
+    router,
+    scrape,
+    sse_events,
+    standin,
+)
+from weir.router.config import RouterPolicy
+from weir.router.standin import usage_event
 
 
-async def test_stream_is_byte_exact_with_usage_asked() -> None:
-    async with engine() as eng, httpx.AsyncClient(timeout=10) as client:
-        body = chat(stream=True, stream_options={"include_usage": True})
-        direct = await client.post(eng.url + "/v1/chat/completions", json=body)
-        async with router(local_endpoints(eng.url)) as (rt, _):
+async def test_stream_byte_exact_when_usage_asked() -> None:
+    body = chat(max_tokens=16, stream=True, stream_options={"include_usage": True})
+    async with standin() as up, httpx.AsyncClient(timeout=10) as client:
+        direct = await client.post(up.url + "/v1/chat/completions", json=body)
+        async with router(local_endpoints(up.url)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=body)
-            assert via.status_code == 200
-            assert via.headers["content-type"].startswith("text/event-stream")
-            events, expected = sse_events(via.content), sse_events(direct.content)
-            # ids and timestamps differ per request; the shape and text must not
-            assert len(events) == len(expected)
-            assert events[-1] == "[DONE]"
-            assert events[-2]["usage"]["completion_tokens"] == 8
             text = await scrape(client, rt.url)
-    assert metric(text, "weir_router_tokens_total", backend="local", kind="output") == 8
-    assert metric(text, "weir_router_requests_total", backend="local", outcome="completed") == 1
+    assert via.status_code == 200
+    assert via.headers["x-weir-backend"] == "local"
+    assert via.content == direct.content
+    assert usage_event(10, 16) in via.content
+    assert metric(text, "weir_router_tokens_total", kind="output", usefulness="useful") == 16
+    assert metric(text, "weir_router_tokens_total", kind="input", usefulness="useful") == 10
+
+
+async def test_stream_usage_chunk_stripped_when_not_asked() -> None:
+    asked = chat(max_tokens=16, stream=True, stream_options={"include_usage": True})
+    plain = chat(max_tokens=16, stream=True)
+    async with standin() as up, httpx.AsyncClient(timeout=10) as client:
+        with_usage = (await client.post(up.url + "/v1/chat/completions", json=asked)).content
+        async with router(local_endpoints(up.url)) as (rt, _):
+            via = await client.post(rt.url + "/v1/chat/completions", json=plain)
+            text = await scrape(client, rt.url)
+    # the router asked upstream for usage, then cut exactly that event out
+    assert json.loads(up.stats.bodies[-1])["stream_options"] == {"include_usage": True}
+    assert via.content == with_usage.replace(usage_event(10, 16), b"")
+    assert b'"usage":{' not in via.content
+    assert metric(text, "weir_router_tokens_total", kind="output") == 16
+
+
+async def test_non_streaming_byte_exact() -> None:
+    body = chat(max_tokens=5)
+    async with standin() as up, httpx.AsyncClient(timeout=10) as client:
+        direct = await client.post(up.url + "/v1/chat/completions", json=body)
+        async with router(local_endpoints(up.url)) as (rt, _):
+            via = await client.post(rt.url + "/v1/chat/completions", json=body)
+            text = await scrape(client, rt.url)
+    assert via.status_code == 200
+    assert via.content == direct.content
+    assert via.headers["content-type"] == "application/json"
+    assert metric(text, "weir_router_tokens_total", kind="output") == 5
+    assert metric(text, "weir_router_ttft_seconds_count", backend="local") == 1
+
+
+async def test_emulated_engine_chat_and_completions() -> None:
+    async with (
+        engine() as eng,
+        httpx.AsyncClient(timeout=10) as client,
+        router(local_endpoints(eng.url)) as (rt, _),
+    ):
+        chat_resp = await client.post(
+            rt.url + "/v1/chat/completions", json=chat(max_tokens=7, stream=True)
+        )
+        done = await client.post(
+            rt.url + "/v1/completions", json={"prompt": "abc", "max_tokens": 3, "stream": True}
+        )
+        models = (await client.get(rt.url + "/v1/models")).json()
+        text = await scrape(client, rt.url)
+    events = sse_events(chat_resp.content)
+    assert events[-1] == "[DONE]"
+    assert all(e == "[DONE]" or e["usage"] is None for e in events)
+    assert "".join(e["choices"][0]["text"] for e in sse_events(done.content)[:-1]) == "The"
+    assert models["data"][0]["id"] == "test/tiny-model"
+    assert metric(text, "weir_router_tokens_total", kind="output") == 10
+    assert metric(text, "weir_router_requests_total", outcome="completed") == 2
+
+
+async def test_lost_usage_falls_back_to_counting_events() -> None:
+    async with (
+        standin(cut_after=5) as up,
+        httpx.AsyncClient(timeout=10) as client,
+        router(local_endpoints(up.url)) as (rt, _),
+    ):
+        via = await client.post(
+            rt.url + "/v1/chat/completions", json=chat(max_tokens=16, stream=True)
+        )
+        text = await scrape(client, rt.url)
+    events = sse_events(via.content)
+    assert "error" in events[-1]  # the stream ends with an error event, not [DONE]
+    assert len([e for e in events if isinstance(e, dict) and e.get("choices")]) == 6
+    assert metric(text, "weir_router_wasted_tokens_total", reason="failed") == 5
+    assert metric(text, "weir_router_requests_total", outcome="failed") == 1
+
+
+async def test_health_ready_and_unknown_routes() -> None:
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        router([], RouterPolicy(max_waiting=0)) as (rt, _),
+    ):
+        assert (await client.get(rt.url + "/healthz")).status_code == 200
+        assert (await client.get(rt.url + "/readyz")).status_code == 503
+        assert (await client.get(rt.url + "/nope")).status_code == 404
+        assert (await client.get(rt.url + "/v1/chat/completions")).status_code == 405
+        empty = await client.post(rt.url + "/v1/chat/completions", json=chat())
+    assert empty.status_code == 429
+    assert "Retry-After" in empty.headers

@@ -88,8 +88,15 @@ async def forward(
                     error = await resp.read(_MAX_ERROR_BODY)
                     raise UpstreamStatusError(resp.status, error, dict(_decode(resp.headers)))
                 if stream:
-                    await _stream(resp.chunks(), resp.headers, send, strip_usage, clock, attempt,
-                                  lambda: deadline.reschedule(None))  # fmt: skip
+                    await _stream(
+                        resp.chunks(),
+                        resp.headers,
+                        send,
+                        strip_usage,
+                        clock,
+                        attempt,
+                        lambda: deadline.reschedule(None),
+                    )
                 else:
                     data = await resp.read(_MAX_JSON_BODY)
                     deadline.reschedule(None)

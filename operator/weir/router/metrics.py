@@ -44,25 +44,37 @@ class RouterMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "weir_router_requests", "Requests by backend and outcome.", ["backend", "outcome"],
+            "weir_router_requests",
+            "Requests by backend and outcome.",
+            ["backend", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tokens = Counter(
-            "weir_router_tokens", "Tokens by backend, kind and usefulness.",
-            ["backend", "kind", "usefulness"], registry=r,
-        )  # fmt: skip
-        self.wasted = Counter(
-            "weir_router_wasted_tokens", "Wasted output tokens by reason.", ["backend", "reason"],
+            "weir_router_tokens",
+            "Tokens by backend, kind and usefulness.",
+            ["backend", "kind", "usefulness"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.wasted = Counter(
+            "weir_router_wasted_tokens",
+            "Wasted output tokens by reason.",
+            ["backend", "reason"],
+            registry=r,
+        )
         self.ttft = Histogram(
-            "weir_router_ttft_seconds", "Time to first token seen by the client.", ["backend"],
-            buckets=_TTFT_BUCKETS, registry=r,
-        )  # fmt: skip
+            "weir_router_ttft_seconds",
+            "Time to first token seen by the client.",
+            ["backend"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
         self.itl = Histogram(
-            "weir_router_itl_seconds", "Mean inter-token latency per request.", ["backend"],
-            buckets=_ITL_BUCKETS, registry=r,
-        )  # fmt: skip
+            "weir_router_itl_seconds",
+            "Mean inter-token latency per request.",
+            ["backend"],
+            buckets=_ITL_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(
             "weir_router_in_flight_requests", "Requests being served.", ["backend"], registry=r
         )
@@ -73,13 +85,16 @@ class RouterMetrics:
             "weir_router_hosted_spend_dollars", "Hosted spend, US dollars.", registry=r
         )
         self.spend_cap = Gauge(
-            "weir_router_hosted_spend_cap_dollars_per_hour", "Hosted $/h cap in force.",
+            "weir_router_hosted_spend_cap_dollars_per_hour",
+            "Hosted $/h cap in force.",
             registry=r,
-        )  # fmt: skip
+        )
         self.decisions = Counter(
-            "weir_router_spill_decisions", "Admission decisions by route and reason.",
-            ["route", "reason"], registry=r,
-        )  # fmt: skip
+            "weir_router_spill_decisions",
+            "Admission decisions by route and reason.",
+            ["route", "reason"],
+            registry=r,
+        )
         self.replicas = Gauge(
             "weir_router_replicas", "Local replicas known, by state.", ["state"], registry=r
         )

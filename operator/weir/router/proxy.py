@@ -73,9 +73,14 @@ class Router:
         self.backends = BackendSet()
         breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_open_s)
         self.spill = Spill(
-            self.backends, self.metrics, policy, breaker=breaker, clock=clock,
-            share_window_s=settings.share_window_s, budget_window_s=settings.budget_window_s,
-        )  # fmt: skip
+            self.backends,
+            self.metrics,
+            policy,
+            breaker=breaker,
+            clock=clock,
+            share_window_s=settings.share_window_s,
+            budget_window_s=settings.budget_window_s,
+        )
         self.dupes = DuplicateTracker(settings.dedupe_window_s)
         self.policy_loaded = True
         model = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "weir"}
@@ -196,9 +201,13 @@ class Router:
             watcher.cancel()
 
     async def _serve(
-        self, request: ClientRequest, send: Send, exchange: Exchange, started: float,
+        self,
+        request: ClientRequest,
+        send: Send,
+        exchange: Exchange,
+        started: float,
         duplicate: bool,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Admit and forward; retry once elsewhere if an upstream fails before its first token."""
         shape = Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
         exclude: str | None = None
@@ -211,8 +220,7 @@ class Router:
             except UpstreamError as exc:
                 if not exc.before_first_token or attempt_no == 1 or _client_error(exc):
                     raise
-                log.info("retrying after %s failed before its first token: %s",
-                         decision.route, exc)  # fmt: skip
+                log.info("retrying after %s failed before its first token: %s", decision.route, exc)
                 if decision.route == "local" and decision.backend is not None:
                     exclude = decision.backend.id
                 else:
@@ -220,9 +228,14 @@ class Router:
         raise NoBackendError("no upstream could serve the request", 1.0)  # pragma: no cover
 
     async def _attempt(
-        self, decision: Decision, request: ClientRequest, send: Send, exchange: Exchange,
-        started: float, duplicate: bool,
-    ) -> None:  # fmt: skip
+        self,
+        decision: Decision,
+        request: ClientRequest,
+        send: Send,
+        exchange: Exchange,
+        started: float,
+        duplicate: bool,
+    ) -> None:
         """One upstream attempt, accounted for whatever happens."""
         hosted = decision.route == "hosted"
         backend_label = "hosted" if hosted else "local"
@@ -249,11 +262,17 @@ class Router:
         self.metrics.started(backend_label)
         try:
             await forward(
-                self.upstream, url, body, headers, send, stream=request.stream,
+                self.upstream,
+                url,
+                body,
+                headers,
+                send,
+                stream=request.stream,
                 strip_usage=request.stream and not request.wants_usage,
                 first_token_timeout_s=self.settings.first_token_timeout_s,
-                clock=self.clock, attempt=attempt,
-            )  # fmt: skip
+                clock=self.clock,
+                attempt=attempt,
+            )
             outcome = "completed"
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -276,9 +295,14 @@ class Router:
             self.spill.breaker.failure(self.clock())
 
     def _account(
-        self, decision: Decision, request: ClientRequest, attempt: Attempt, outcome: Outcome,
-        duplicate: bool, backend_label: str,
-    ) -> None:  # fmt: skip
+        self,
+        decision: Decision,
+        request: ClientRequest,
+        attempt: Attempt,
+        outcome: Outcome,
+        duplicate: bool,
+        backend_label: str,
+    ) -> None:
         now = self.clock()
         if decision.backend is not None:
             self.backends.release(decision.backend)
@@ -286,12 +310,17 @@ class Router:
                 decision.backend.note_ttft(attempt.first_token_at - attempt.started_at, now)
         slo = self.policy.slo
         verdict = judge(
-            outcome=outcome, duplicate=duplicate, started_at=attempt.started_at,
-            first_token_at=attempt.first_token_at, last_token_at=attempt.last_token_at,
-            usage=attempt.usage, counted_tokens=attempt.counted_tokens,
+            outcome=outcome,
+            duplicate=duplicate,
+            started_at=attempt.started_at,
+            first_token_at=attempt.first_token_at,
+            last_token_at=attempt.last_token_at,
+            usage=attempt.usage,
+            counted_tokens=attempt.counted_tokens,
             prompt_bound=request.prompt_bound if attempt.response_started else 0,
-            ttft_target_s=slo.ttft_seconds, itl_target_s=slo.itl_seconds,
-        )  # fmt: skip
+            ttft_target_s=slo.ttft_seconds,
+            itl_target_s=slo.itl_seconds,
+        )
         self.metrics.finished(backend_label, verdict)
         if decision.reservation is not None:
             price = self.spill.hosted_price(
