@@ -90,6 +90,12 @@ def _torch(o: _EngineOptions) -> Engine:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
 @click.option("--port", default=8000, show_default=True, help="Listen port.")
 @click.option("--model-name", default="weir/engine", show_default=True, help="Served name.")
+@click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    help="Emulated: serve this many replicas from one process, on --port, --port+1, ...",
+)
 @click.option("--profile", type=click.Path(exists=True, path_type=Path), help="Engine profile.")
 @click.option(
     "--fixed-latency",
@@ -119,6 +125,7 @@ def engine(
     api_key_env: str | None,
     rate_limit_rps: float | None,
     rate_limit_burst: int,
+    replicas: int,
     **shape: Any,
 ) -> None:
     """Serve an OpenAI-compatible engine with trtllm_ metrics at /prometheus/metrics."""
@@ -131,9 +138,12 @@ def engine(
         rate_limit_rps=rate_limit_rps,
         rate_limit_burst=rate_limit_burst,
     )
-    built = _emulated(options) if backend == "emulated" else _torch(options)
+    if replicas < 1 or (replicas > 1 and backend != "emulated"):
+        raise click.UsageError("--replicas N > 1 is for the emulated backend")
+    build = _emulated if backend == "emulated" else _torch
+    engines = [build(options) for _ in range(replicas)]
     try:
-        asyncio.run(serve_forever(built, settings, host=host, port=port))
+        asyncio.run(serve_forever(engines, settings, host=host, port=port))
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -94,15 +94,13 @@ async def _wait_started(uv: uvicorn.Server, task: asyncio.Task[None]) -> None:
 
 
 async def serve_forever(
-    engine: Engine, settings: ServerSettings, *, host: str, port: int
-) -> None:  # pragma: no cover - exercised by the CLI
-    """Serve until cancelled (Ctrl-C / SIGTERM end uvicorn's loop)."""
-    server = EngineServer(engine, settings)
-    config = uvicorn.Config(
-        server.app, host=host, port=port, log_level="info", access_log=False, lifespan="off"
-    )
-    await engine.start()
-    try:
-        await uvicorn.Server(config).serve()
-    finally:
-        await engine.stop()
+    engines: list[Engine], settings: ServerSettings, *, host: str, port: int
+) -> None:
+    """Serve each engine on its own port (port, port+1, ...) until interrupted."""
+    async with contextlib.AsyncExitStack() as stack:
+        for i, engine in enumerate(engines):
+            running = await stack.enter_async_context(
+                started_server(engine, settings, host=host, port=port + i if port else 0)
+            )
+            print(f"{engine.engine_type} engine serving at {running.url}", flush=True)
+        await asyncio.Event().wait()
