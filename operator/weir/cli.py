@@ -36,7 +36,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "OpenAI-compatible streaming router: local first, spill to hosted, useful tokens.",
     ),
     "bench": ("weir.cli:bench", "Benchmarks: weir against its peers, measured in the same run."),
+    "whatif": (
+        "weir.sim.cli:whatif",
+        "Where a workload belongs: hosted, dedicated GPUs, GPUs with spot, or weir's hybrid.",
+    ),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
+    "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {

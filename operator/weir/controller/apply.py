@@ -1,0 +1,119 @@
+"""Make the cluster hold exactly the desired children: server-side apply, then prune.
+
+Server-side apply with one field manager and `force` means every field weir
+sets is put back when someone edits it by hand, while fields others own (an
+HPA's replicas we never set, annotations added by tools) are left alone.
+Pruning deletes children of this owner that are no longer desired (a pool
+removed from the spec), found by label and owner UID, never by name alone.
+API errors are wrapped at this boundary: conflicts and 5xx are temporary
+(kopf retries), 4xx on our own objects are permanent bugs to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, dynamic
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError
+
+from weir.controller.children import DEPLOYMENT_LABEL, MANAGED_BY
+
+FIELD_MANAGER = "weir"
+PRUNABLE = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+class ApplyError(RuntimeError):
+    """Applying children failed; `temporary` says whether a retry may help."""
+
+    def __init__(self, message: str, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int
+    pruned: tuple[str, ...]
+    # (kind, name) -> the object's status as the API server returned it after the apply
+    observed: dict[tuple[str, str], dict[str, Any]]
+
+
+def _wrap(action: str, exc: ApiException | DynamicApiError) -> ApplyError:
+    status = int(getattr(exc, "status", 0) or 0)
+    reason = getattr(exc, "reason", "") or ""
+    temporary = status in (0, 409, 429) or status >= 500
+    return ApplyError(f"{action}: {status} {reason}".strip(), temporary)
+
+
+class Applier:
+    """Applies manifests of any kind through the dynamic client (discovery is cached)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._dynamic = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, manifests: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Apply each manifest; return every applied object's current status."""
+        observed: dict[tuple[str, str], dict[str, Any]] = {}
+        for manifest in manifests:
+            meta = manifest["metadata"]
+            what = f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}"
+            try:
+                applied = self._resource(
+                    manifest["apiVersion"], manifest["kind"]
+                ).server_side_apply(
+                    body=manifest,
+                    name=meta["name"],
+                    namespace=meta["namespace"],
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=True,
+                )
+            except (ApiException, DynamicApiError) as exc:
+                raise _wrap(what, exc) from exc
+            status = applied.to_dict().get("status") or {}
+            observed[(manifest["kind"], meta["name"])] = status
+        return observed
+
+    def prune(
+        self, namespace: str, owner: str, owner_uid: str, keep: Iterable[dict[str, Any]]
+    ) -> tuple[str, ...]:
+        """Delete this owner's children that are not in `keep`."""
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in keep}
+        selector = f"{DEPLOYMENT_LABEL}={owner}," + ",".join(
+            f"{k}={v}" for k, v in MANAGED_BY.items()
+        )
+        pruned = []
+        for api_version, kind in PRUNABLE:
+            resource = self._resource(api_version, kind)
+            try:
+                items = resource.get(namespace=namespace, label_selector=selector).items
+            except (ApiException, DynamicApiError) as exc:
+                raise _wrap(f"list {kind} in {namespace}", exc) from exc
+            for item in items:
+                refs = item.metadata.ownerReferences or []
+                ours = any(ref.uid == owner_uid for ref in refs)
+                if ours and (kind, item.metadata.name) not in wanted:
+                    try:
+                        resource.delete(name=item.metadata.name, namespace=namespace)
+                    except (ApiException, DynamicApiError) as exc:
+                        if getattr(exc, "status", None) != 404:
+                            raise _wrap(f"delete {kind} {item.metadata.name}", exc) from exc
+                    pruned.append(f"{kind}/{item.metadata.name}")
+        return tuple(pruned)
+
+    def sync(
+        self, namespace: str, owner: str, owner_uid: str, manifests: list[dict[str, Any]]
+    ) -> ApplyResult:
+        observed = self.apply(manifests)
+        pruned = self.prune(namespace, owner, owner_uid, manifests)
+        return ApplyResult(len(manifests), pruned, observed)

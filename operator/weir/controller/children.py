@@ -1,0 +1,342 @@
+"""The objects an InferenceDeployment owns, computed from scratch (pure).
+
+Reconcile is level-based: every pass builds the whole desired set from the
+spec, the referenced pools and endpoint, and the replicas to run, then
+applies it. Nothing here reads the cluster or the clock, so the same inputs
+always give the same objects, and the tests check them without a cluster.
+
+Owned objects, all with an owner reference (deleting the resource deletes them):
+- per pool in use, a Deployment of TensorRT-LLM engine pods placed on the pool
+  (node selector, tolerations, GPU requests), and its options ConfigMap;
+- a Service over every engine pod, whatever the pool (the router discovers
+  the pods through its EndpointSlices);
+- the router's ConfigMap (settings and the live spill policy), Deployment and
+  the Service clients call, named like the InferenceDeployment;
+- a PodDisruptionBudget that lets voluntary evictions take one engine at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from weir.api.deployment import InferenceDeploymentSpec
+from weir.api.hosted import HostedEndpointSpec
+from weir.api.pool import CapacityPoolSpec
+from weir.engines.launch import (
+    HTTP_PORT,
+    Placement,
+    TrtllmLaunch,
+    engine_deployment,
+    options_configmap,
+    options_configmap_name,
+)
+
+DEPLOYMENT_LABEL = "weir.dev/deployment"
+COMPONENT_LABEL = "weir.dev/component"
+POOL_LABEL = "weir.dev/pool"
+CAPACITY_TYPE_LABEL = "weir.dev/capacity-type"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "weir"}
+ROUTER_PORT = 8080
+ROUTER_CONFIG_DIR = "/etc/weir/router"
+HOSTED_KEY_DIR = "/etc/weir/hosted"
+PRECISIONS = {"bf16", "fp16", "fp8", "nvfp4", "int4_awq"}
+
+
+class InvalidReferenceError(ValueError):
+    """The spec names a pool or endpoint that is missing or does not fit; no child is touched."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The InferenceDeployment that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "weir.dev/v1alpha1",
+            "kind": "InferenceDeployment",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class ChildSettings:
+    """Operator-wide choices for the children (from the operator's settings)."""
+
+    router_image: str = "ghcr.io/weir-dev/weir:0.1.0"
+    engine_cpu: str = "8"
+    engine_memory: str = "64Gi"
+    router_replicas: int = 1
+    extra_router_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the children depend on."""
+
+    owner: Owner
+    spec: InferenceDeploymentSpec
+    pools: dict[str, CapacityPoolSpec]
+    hosted: HostedEndpointSpec | None
+    replicas: dict[str, int]
+    router_policy: dict[str, Any] = field(default_factory=dict)
+    settings: ChildSettings = field(default_factory=ChildSettings)
+
+
+def dns_name(*parts: str, limit: int = 63) -> str:
+    """A DNS label from parts; long ones keep a hash suffix so they stay unique."""
+    name = "-".join(p for p in parts if p).lower()
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def engine_name(owner: str, pool: str) -> str:
+    return dns_name(owner, pool)
+
+
+def engine_service_name(owner: str) -> str:
+    return dns_name(owner, "engine")
+
+
+def router_name(owner: str) -> str:
+    return dns_name(owner, "router")
+
+
+def check_references(inputs: Inputs) -> None:
+    """Refuse specs whose references cannot be honoured, with a message for the condition."""
+    spec = inputs.spec
+    missing = [b.pool for b in spec.pools if b.pool not in inputs.pools]
+    if missing:
+        raise InvalidReferenceError(f"CapacityPool {', '.join(sorted(missing))} not found")
+    if spec.hosted is not None and inputs.hosted is None:
+        raise InvalidReferenceError(f"HostedEndpoint {spec.hosted.endpoint} not found")
+    if spec.model.precision not in PRECISIONS:
+        raise InvalidReferenceError(
+            f"model.precision {spec.model.precision!r} is not served by TensorRT-LLM "
+            f"({', '.join(sorted(PRECISIONS))})"
+        )
+    for binding in spec.pools:
+        pool = inputs.pools[binding.pool]
+        if pool.gpus_per_replica != spec.model.tensor_parallel:
+            raise InvalidReferenceError(
+                f"CapacityPool {binding.pool} gives {pool.gpus_per_replica} GPU(s) per replica "
+                f"but model.tensorParallel is {spec.model.tensor_parallel}"
+            )
+
+
+def _labels(owner: Owner, component: str, **extra: str) -> dict[str, str]:
+    return {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: component, **MANAGED_BY, **extra}
+
+
+def _owned(manifest: dict[str, Any], owner: Owner) -> dict[str, Any]:
+    manifest["metadata"]["namespace"] = owner.namespace
+    manifest["metadata"]["ownerReferences"] = [owner.reference()]
+    return manifest
+
+
+def _launch(spec: InferenceDeploymentSpec) -> TrtllmLaunch:
+    return TrtllmLaunch.model_validate(
+        {
+            "model": spec.model.name,
+            "precision": spec.model.precision,
+            "tensor_parallel": spec.model.tensor_parallel,
+            "image": spec.model.engine_image,
+        }
+    )
+
+
+def engine_children(inputs: Inputs) -> list[dict[str, Any]]:
+    """Per pool: the engine Deployment and its options ConfigMap."""
+    owner, launch = inputs.owner, _launch(inputs.spec)
+    children = []
+    for binding in inputs.spec.pools:
+        pool = inputs.pools[binding.pool]
+        name = engine_name(owner.name, binding.pool)
+        placement = Placement(
+            node_selector=dict(pool.node_selector),
+            tolerations=tuple(t.model_dump(exclude_none=True) for t in pool.tolerations),
+            cpu=inputs.settings.engine_cpu,
+            memory=inputs.settings.engine_memory,
+        )
+        labels = _labels(
+            owner,
+            "engine",
+            **{
+                POOL_LABEL: binding.pool,
+                CAPACITY_TYPE_LABEL: pool.capacity_type,
+            },
+        )
+        deployment = engine_deployment(
+            name,
+            owner.namespace,
+            launch,
+            placement,
+            replicas=inputs.replicas.get(binding.pool, binding.min_replicas),
+            labels=labels,
+        )
+        configmap = options_configmap(options_configmap_name(name), owner.namespace, launch)
+        configmap["metadata"].setdefault("labels", {}).update(_labels(owner, "engine"))
+        children += [_owned(deployment, owner), _owned(configmap, owner)]
+    return children
+
+
+def engine_service(owner: Owner) -> dict[str, Any]:
+    return _owned(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": engine_service_name(owner.name),
+                "labels": _labels(owner, "engine"),
+            },
+            "spec": {
+                "selector": {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: "engine"},
+                "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": HTTP_PORT}],
+                "publishNotReadyAddresses": False,
+            },
+        },
+        owner,
+    )
+
+
+def engine_pdb(owner: Owner) -> dict[str, Any]:
+    return _owned(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {
+                "name": engine_service_name(owner.name),
+                "labels": _labels(owner, "engine"),
+            },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {
+                    "matchLabels": {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: "engine"}
+                },
+            },
+        },
+        owner,
+    )
+
+
+def router_config(inputs: Inputs) -> dict[str, Any]:
+    """What the router reads from its ConfigMap: where engines are, the hosted side, the policy."""
+    owner, spec = inputs.owner, inputs.spec
+    config: dict[str, Any] = {
+        "model": spec.model.name,
+        "namespace": owner.namespace,
+        "engineService": engine_service_name(owner.name),
+        "slo": spec.slo.model_dump(by_alias=True),
+        "policy": inputs.router_policy,
+    }
+    if spec.hosted is not None and inputs.hosted is not None:
+        config["hosted"] = {
+            "endpoint": spec.hosted.endpoint,
+            "spec": inputs.hosted.model_dump(by_alias=True, exclude={"secret_ref"}),
+            "apiKeyFile": f"{HOSTED_KEY_DIR}/api-key" if inputs.hosted.secret_ref else None,
+        }
+    return config
+
+
+def router_children(inputs: Inputs) -> list[dict[str, Any]]:
+    owner = inputs.owner
+    name = router_name(owner.name)
+    labels = _labels(owner, "router")
+    config_text = json.dumps(router_config(inputs), sort_keys=True, indent=1)
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {"router.json": config_text},
+    }
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}}]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": ROUTER_CONFIG_DIR, "readOnly": True},
+    ]
+    secret_ref = inputs.hosted.secret_ref if inputs.hosted else None
+    if secret_ref is not None:
+        volumes.append(
+            {
+                "name": "hosted-key",
+                "secret": {
+                    "secretName": secret_ref.name,
+                    "items": [{"key": secret_ref.key, "path": "api-key"}],
+                },
+            }
+        )
+        mounts.append({"name": "hosted-key", "mountPath": HOSTED_KEY_DIR, "readOnly": True})
+    probe = {"httpGet": {"path": "/readyz", "port": ROUTER_PORT}, "periodSeconds": 5}
+    container = {
+        "name": "router",
+        "image": inputs.settings.router_image,
+        "args": [
+            "router",
+            f"--config={ROUTER_CONFIG_DIR}/router.json",
+            "--host=0.0.0.0",
+            f"--port={ROUTER_PORT}",
+            *inputs.settings.extra_router_args,
+        ],
+        "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": ROUTER_PORT}},
+        "resources": {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": mounts,
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": inputs.settings.router_replicas,
+            "selector": {"matchLabels": {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: "router"}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(ROUTER_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": "default",
+                    "automountServiceAccountToken": True,
+                    "containers": [container],
+                    "volumes": volumes,
+                    "enableServiceLinks": False,
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": owner.name, "labels": labels},
+        "spec": {
+            "selector": {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: "router"},
+            "ports": [{"name": "http", "port": 80, "targetPort": ROUTER_PORT}],
+        },
+    }
+    return [_owned(configmap, owner), _owned(deployment, owner), _owned(service, owner)]
+
+
+def desired_children(inputs: Inputs) -> list[dict[str, Any]]:
+    """Every object the InferenceDeployment should own, in apply order."""
+    check_references(inputs)
+    return [
+        *engine_children(inputs),
+        engine_service(inputs.owner),
+        engine_pdb(inputs.owner),
+        *router_children(inputs),
+    ]

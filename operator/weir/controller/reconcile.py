@@ -1,0 +1,130 @@
+"""One reconcile pass of an InferenceDeployment: references, children, status.
+
+Level-based: the desired children are computed from scratch from the spec,
+the referenced pools and endpoint, and the replicas per pool the control loop
+last planned (kept in status, so a restarted operator loses nothing). A
+missing or unusable reference sets `Ready=False` with the reason and touches
+no child.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from pydantic import ValidationError
+
+from weir.api import InferenceDeploymentSpec
+from weir.api._base import describe_validation_error
+from weir.controller.apply import Applier, ApplyResult
+from weir.controller.children import (
+    ChildSettings,
+    Inputs,
+    InvalidReferenceError,
+    Owner,
+    desired_children,
+    engine_name,
+)
+from weir.controller.conditions import set_condition
+from weir.controller.references import read_hosted, read_pools
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did, for status and events."""
+
+    status: dict[str, Any]
+    result: ApplyResult | None
+    problem: str | None
+
+
+def planned_replicas(spec: InferenceDeploymentSpec, status: dict[str, Any]) -> dict[str, int]:
+    """Replicas per pool: the last plan in status, clamped to the spec's bounds."""
+    planned = {p.get("pool"): p.get("desiredReplicas") for p in status.get("pools") or []}
+    replicas = {}
+    for binding in spec.pools:
+        value = planned.get(binding.pool)
+        wanted = value if isinstance(value, int) else binding.min_replicas
+        replicas[binding.pool] = max(binding.min_replicas, min(binding.max_replicas, wanted))
+    return replicas
+
+
+def observed_status(inputs: Inputs, result: ApplyResult) -> dict[str, Any]:
+    """Replicas per pool as the engine Deployments report them, and the totals."""
+    rows = []
+    totals = {"replicas": 0, "readyReplicas": 0, "on-demand": 0, "spot": 0}
+    for binding in inputs.spec.pools:
+        pool = inputs.pools[binding.pool]
+        seen = result.observed.get(("Deployment", engine_name(inputs.owner.name, binding.pool)), {})
+        count = int(seen.get("replicas") or 0)
+        ready = int(seen.get("readyReplicas") or 0)
+        rows.append(
+            {
+                "pool": binding.pool,
+                "capacityType": pool.capacity_type,
+                "desiredReplicas": inputs.replicas[binding.pool],
+                "replicas": count,
+                "readyReplicas": ready,
+                "dollarsPerHour": count * pool.gpus_per_replica * pool.dollars_per_gpu_hour,
+            }
+        )
+        totals["replicas"] += count
+        totals["readyReplicas"] += ready
+        totals[pool.capacity_type] += count
+    return {
+        "pools": rows,
+        "replicas": totals["replicas"],
+        "readyReplicas": totals["readyReplicas"],
+        "onDemandReplicas": totals["on-demand"],
+        "spotReplicas": totals["spot"],
+    }
+
+
+def reconcile(
+    api: client.ApiClient,
+    applier: Applier,
+    body: dict[str, Any],
+    now: str,
+    settings: ChildSettings,
+    router_policy: dict[str, Any] | None = None,
+) -> Outcome:
+    """Apply the children of one InferenceDeployment and say what its status should be."""
+    meta, status = body["metadata"], dict(body.get("status") or {})
+    generation = meta.get("generation")
+    conditions = list(status.get("conditions") or [])
+    owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+    try:
+        spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
+        pools = read_pools(api, spec)
+        hosted = read_hosted(api, owner.namespace, spec)
+        replicas = planned_replicas(spec, status)
+        inputs = Inputs(owner, spec, pools, hosted, replicas, router_policy or {}, settings)
+        manifests = desired_children(inputs)
+    except (InvalidReferenceError, ValidationError) as exc:
+        message = (
+            describe_validation_error("spec", exc) if isinstance(exc, ValidationError) else str(exc)
+        )
+        conditions = set_condition(
+            conditions, "Ready", False, "InvalidReference", message, now, generation
+        )
+        return Outcome({"conditions": conditions, "observedGeneration": generation}, None, message)
+    result = applier.sync(owner.namespace, owner.name, owner.uid, manifests)
+    conditions = set_condition(
+        conditions,
+        "Ready",
+        True,
+        "ChildrenApplied",
+        f"{result.applied} objects applied"
+        + (f", pruned {len(result.pruned)}" if result.pruned else ""),
+        now,
+        generation,
+    )
+    engine_selector = f"weir.dev/deployment={owner.name},weir.dev/component=engine"
+    patch = {
+        "observedGeneration": generation,
+        "selector": engine_selector,
+        **observed_status(inputs, result),
+        "conditions": conditions,
+    }
+    return Outcome(patch, result, None)

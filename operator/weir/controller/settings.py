@@ -1,0 +1,33 @@
+"""The operator's settings, one model, read from `WEIR_OPERATOR_*` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Where the operator finds things and what it puts into the children."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIR_OPERATOR_", frozen=True)
+
+    kubeconfig: str | None = Field(
+        default=None, description="Kubeconfig path; empty means in-cluster, then KUBECONFIG."
+    )
+    router_image: str = Field(
+        default="ghcr.io/weir-dev/weir:0.1.0", description="Image of the router (this package)."
+    )
+    engine_cpu: str = Field(default="8", description="CPU request of an engine pod.")
+    engine_memory: str = Field(default="64Gi", description="Memory request of an engine pod.")
+    prometheus_url: str = Field(
+        default="http://127.0.0.1:19090", description="Prometheus the control loop reads."
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the operator's own /metrics; 0: off."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address of the operator's /metrics."
+    )
+    reconcile_retry_s: float = Field(
+        default=5.0, gt=0, description="Delay before retrying a temporary failure, seconds."
+    )

@@ -1,0 +1,194 @@
+"""The operator against the real control plane: create, converge, restore, delete, refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from support.operator import GROUP, VERSION, custom, get_deployment, install_crds, operator_process
+from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
+from weir.cluster.wait import wait_for
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory) -> Iterator[Path]:
+    install_crds(cluster.api)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with operator_process(cluster.settings.kubeconfig, log, "--standalone"):
+        yield log
+
+
+def pools(prefix: str) -> list[dict[str, Any]]:
+    base = {"gpuType": "NVIDIA-H100-80GB-HBM3", "gpusPerReplica": 1, "coldStartSeconds": 300}
+    return [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CapacityPool",
+            "metadata": {"name": f"{prefix}-od"},
+            "spec": {
+                **base,
+                "dollarsPerGpuHour": 3.9,
+                "capacityType": "on-demand",
+                "nodeSelector": {"weir.dev/pool": "h100-on-demand"},
+            },
+        },
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CapacityPool",
+            "metadata": {"name": f"{prefix}-spot"},
+            "spec": {
+                **base,
+                "dollarsPerGpuHour": 2.0,
+                "capacityType": "spot",
+                "interruptionsPerInstanceMonth": 0.15,
+                "interruptionNoticeSeconds": 120,
+                "nodeSelector": {"weir.dev/pool": "h100-spot"},
+                "tolerations": [{**SPOT_TAINT, "operator": "Equal"}],
+            },
+        },
+    ]
+
+
+def deployment(prefix: str, name: str = "llm") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "precision": "fp8"},
+            "slo": {"ttftSeconds": 1.5, "itlSeconds": 0.06},
+            "cost": {"budgetDollarsPerHour": 50},
+            "pools": [
+                {"pool": f"{prefix}-od", "minReplicas": 1, "maxReplicas": 3},
+                {"pool": f"{prefix}-spot", "minReplicas": 2, "maxReplicas": 4},
+            ],
+            "control": {"periodSeconds": 2, "staleAfterSeconds": 30},
+        },
+    }
+
+
+@pytest.fixture
+def capacity_pools(cluster, namespace) -> Iterator[str]:
+    api = custom(cluster.api)
+    for pool in pools(namespace):
+        api.create_cluster_custom_object(GROUP, VERSION, "capacitypools", pool)
+    yield namespace
+    for pool in pools(namespace):
+        try:
+            api.delete_cluster_custom_object(
+                GROUP, VERSION, "capacitypools", pool["metadata"]["name"]
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def create(cluster, namespace: str, body: dict[str, Any]) -> None:
+    custom(cluster.api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencedeployments", body
+    )
+
+
+def engine(cluster, namespace: str, name: str) -> client.V1Deployment | None:
+    try:
+        return cluster.apps.read_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_create_places_engines_on_their_pools_with_owner_references(
+    cluster, operator, namespace, capacity_pools
+):
+    create(cluster, namespace, deployment(namespace))
+    spot_name, od_name = f"llm-{namespace}-spot", f"llm-{namespace}-od"
+
+    def running() -> list[client.V1Pod] | None:
+        pods = cluster.core.list_namespaced_pod(
+            namespace, label_selector="weir.dev/component=engine"
+        ).items
+        up = [p for p in pods if p.status.phase == "Running"]
+        return up if len(up) == 3 else None
+
+    pods = wait_for(running, "3 engine pods running", 90)
+    by_pool: dict[str, list[str]] = {}
+    for pod in pods:
+        node = cluster.core.read_node(pod.spec.node_name)
+        by_pool.setdefault(pod.metadata.labels["weir.dev/pool"], []).append(
+            node.metadata.labels[CAPACITY_TYPE_LABEL]
+        )
+        container = pod.spec.containers[0]
+        assert container.resources.requests[GPU_RESOURCE] == "1"
+    assert by_pool == {f"{namespace}-od": ["on-demand"], f"{namespace}-spot": ["spot", "spot"]}
+
+    owner_uid = get_deployment(cluster.api, namespace, "llm")["metadata"]["uid"]
+    spot = engine(cluster, namespace, spot_name)
+    assert spot is not None and engine(cluster, namespace, od_name) is not None
+    assert [r.uid for r in spot.metadata.owner_references] == [owner_uid]
+    tolerations = spot.spec.template.spec.tolerations
+    assert any(t.key == SPOT_TAINT["key"] for t in tolerations)
+    for kind, name in (("service", "llm"), ("service", "llm-engine"), ("config_map", "llm-router")):
+        read = getattr(cluster.core, f"read_namespaced_{kind}")
+        assert read(name, namespace).metadata.owner_references[0].uid == owner_uid
+
+    def status_caught_up() -> dict[str, Any] | None:
+        status = get_deployment(cluster.api, namespace, "llm").get("status", {})
+        return status if status.get("readyReplicas") == 3 else None
+
+    status = wait_for(status_caught_up, "status to report 3 ready replicas", 60)
+    assert status["onDemandReplicas"] == 1 and status["spotReplicas"] == 2
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_hand_edited_child_is_restored_and_delete_removes_children(
+    cluster, operator, namespace, capacity_pools
+):
+    create(cluster, namespace, deployment(namespace))
+    name = f"llm-{namespace}-spot"
+    wait_for(lambda: engine(cluster, namespace, name), f"deployment {name}", 60)
+    cluster.apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": 0}})
+    wait_for(
+        lambda: (d := engine(cluster, namespace, name)) is not None and d.spec.replicas == 2,
+        "the hand edit to be undone",
+        30,
+    )
+    cluster.core.delete_namespaced_service("llm-engine", namespace)
+    wait_for(
+        lambda: any(
+            s.metadata.name == "llm-engine"
+            for s in cluster.core.list_namespaced_service(namespace).items
+        ),
+        "the deleted Service to come back",
+        30,
+    )
+    custom(cluster.api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencedeployments", "llm"
+    )
+    wait_for(
+        lambda: (
+            not cluster.apps.list_namespaced_deployment(namespace).items
+            and not cluster.core.list_namespaced_service(namespace).items
+        ),
+        "children to be garbage-collected",
+        60,
+    )
+
+
+def test_missing_pool_sets_a_condition_and_creates_nothing(cluster, operator, namespace):
+    create(cluster, namespace, deployment("absent"))
+
+    def condition() -> dict[str, Any] | None:
+        status = get_deployment(cluster.api, namespace, "llm").get("status", {})
+        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+
+    ready = wait_for(condition, "a Ready condition", 30)
+    assert ready["status"] == "False" and ready["reason"] == "InvalidReference"
+    assert "absent-od" in ready["message"] and "not found" in ready["message"]
+    assert cluster.apps.list_namespaced_deployment(namespace).items == []

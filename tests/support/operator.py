@@ -1,0 +1,85 @@
+"""Run the operator as a real process against the test cluster, and read its log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from weir.api.crd import crd_manifest
+from weir.api.resources import DEFINITIONS
+from weir.cluster.wait import wait_for
+
+GROUP, VERSION = "weir.dev", "v1alpha1"
+
+
+def install_crds(api: client.ApiClient) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    for definition in DEFINITIONS:
+        body = crd_manifest(definition)
+        try:
+            ext.create_custom_resource_definition(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = ext.read_custom_resource_definition(definition.name)
+            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            ext.replace_custom_resource_definition(definition.name, body)
+
+    def established() -> bool:
+        for definition in DEFINITIONS:
+            crd = ext.read_custom_resource_definition(definition.name)
+            conditions = {c.type: c.status for c in crd.status.conditions or []}
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    wait_for(established, "weir CRDs to be established", 60)
+
+
+@contextmanager
+def operator_process(
+    kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`weir operator run ARGS` as a child process; stopped (and reaped) on exit."""
+    environment = {
+        **os.environ,
+        "WEIR_OPERATOR_KUBECONFIG": str(kubeconfig),
+        "KUBECONFIG": str(kubeconfig),
+        "WEIR_OPERATOR_METRICS_PORT": "0",
+        **(env or {}),
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "weir", "operator", "run", "--verbose", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = custom(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencedeployments", name
+    )
+    return body
