@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "model": "meta-llama/Llama-3.3-70B-Instruct",
         "gpu": "H100-SXM-80GB",
         "tensor_parallel": 2,
-        "params": EngineParams(0.0175, 3e-5, 2.1e-5, 7.5e-5, 0.03, 0.9, 1.1, 256, 410_000, 2048),
+        "params": EngineParams(0.0175, 3e-5, 2.1e-5, 7.5e-5, 0.0, 0.9, 1.1, 256, 410_000, 2048),
         "measured": [
             (1, 5000, 500, 0.407, 0.0186, 52.0),
             (25, 5000, 500, 0.689, 0.0388, 623.0),
@@ -43,13 +43,14 @@ PROFILES: dict[str, dict[str, object]] = {
         "250 are past saturation: only the queue grows, so they are left out and the batch "
         "limit is where ITL passes ~60 ms). Decode step 17.5 ms + 0.03 ms/seq + 0.021 ms/seq/ktok "
         "(KV bytes 164 kB/token over 6.7 TB/s); prefill 75 us/token (13.3k tok/s); KV cache "
-        "410k tokens (2x80 GB x0.9 minus 71 GB weights, FP8 KV).",
+        "410k tokens (2x80 GB x0.9 minus 71 GB weights, FP8 KV). Chunked prefill at 2048 "
+        "tokens per step.",
     },
     "llama-3.3-70b-fp8-h200-tp1": {
         "model": "meta-llama/Llama-3.3-70B-Instruct",
         "gpu": "H200-SXM-141GB",
         "tensor_parallel": 1,
-        "params": EngineParams(0.0244, 6e-5, 2.9e-5, 1.5e-4, 0.03, 0.9, 1.1, 256, 311_000, 2048),
+        "params": EngineParams(0.0244, 6e-5, 2.9e-5, 1.5e-4, 0.0, 0.9, 1.1, 256, 311_000, 2048),
         "measured": [],
         "ceilings": {(1000, 1000): 2909, (5000, 500): 566, (2048, 128): 442, (20000, 2000): 283},
         "note": "No published SLO curve: the H100 TP2 mechanics scaled to one H200 (memory "

@@ -81,6 +81,15 @@ class ControlSettings(Resource):
         lt=1,
         description="A change must lower predicted $/useful token by this fraction, 0..1.",
     )
+    replica_amortisation_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        le=86400,
+        description=(
+            "A new replica's cold start is charged over this expected lifetime, s; "
+            "it keeps weir from starting GPUs that barely beat the hosted price."
+        ),
+    )
     mode: Literal["enforce", "recommend"] = Field(
         default="enforce", description="enforce acts; recommend only writes the plan."
     )

@@ -70,7 +70,7 @@ def hosted_allowed(hosted: HostedLoad, policy: SpillPolicy) -> str | None:
         return "hosted spill disabled"
     if hosted.throttled:
         return "hosted endpoint rate-limited (429)"
-    if hosted.recent_share >= policy.max_hosted_share:
+    if policy.max_hosted_share < 1.0 and hosted.recent_share >= policy.max_hosted_share:
         return f"hosted share at its cap {policy.max_hosted_share:.0%}"
     if hosted.recent_dollars_per_hour >= policy.max_hosted_dollars_per_hour:
         return f"hosted spend at its cap ${policy.max_hosted_dollars_per_hour:.2f}/h"

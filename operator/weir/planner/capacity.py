@@ -63,6 +63,7 @@ class Workload:
     mean_output_tokens: float
     prefill_tokens_at_percentile: float
     mean_prefill_tokens: float | None = None
+    prefill_tokens_second_moment: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("mean_input_tokens", "mean_output_tokens", "prefill_tokens_at_percentile"):
@@ -79,6 +80,13 @@ class Workload:
         return (
             self.mean_input_tokens if self.mean_prefill_tokens is None else self.mean_prefill_tokens
         )
+
+    @property
+    def prefill_residual_tokens(self) -> float:
+        """E[prefill^2] / E[prefill]: the prompt a newcomer waits behind (Pollaczek-Khinchine)."""
+        mean = max(self.prefill_tokens, 1.0)
+        second = self.prefill_tokens_second_moment
+        return mean if second is None else max(second / mean, mean)
 
     @property
     def mean_context(self) -> float:
@@ -125,8 +133,10 @@ class CapacityModel:
             return Prediction(
                 rate_rps, math.inf, rho, math.inf, math.inf, math.inf, math.inf, False
             )
-        wait = p.queue_factor * rho / (1.0 - rho) * k_mean
-        ttft = p.ttft_base_s + k_mean + wait
+        residual = workload.prefill_residual_tokens * p.prefill_s_per_token
+        wait = p.queue_factor * rho / (1.0 - rho) * residual
+        chunking = 1.0 + p.step_base_s / (p.chunk_tokens * p.prefill_s_per_token)
+        ttft = p.ttft_base_s + k_mean * chunking + wait
         per_seq = p.step_per_seq_s + p.step_per_seq_ktok_s * workload.mean_context / 1000.0
         decode_tokens = max(out - 1.0, 0.0)
         denominator = 1.0 - rate_rps * decode_tokens * per_seq / (1.0 - rho)

@@ -54,6 +54,10 @@ def split_mix(
         mean_output_tokens=max(1.0, sum(b.output_tokens for b in basis) / n_basis),
         prefill_tokens_at_percentile=max(1.0, _bucket_percentile(basis, percentile)),
         mean_prefill_tokens=sum(b.prefill_tokens for b in basis) / n_basis,
+        prefill_tokens_second_moment=sum(
+            b.prefill_tokens**2 / b.requests for b in basis if b.requests > 0
+        )
+        / n_basis,
     )
     long_out = sum(b.output_tokens for b in long) / n_long if n_long > 0 else 0.0
     return MixSplit(
@@ -139,13 +143,18 @@ def gpu_cost_per_hour(
     pools: Mapping[str, CapacityPoolSpec],
     rates: Mapping[str, float],
     spill_dollars_per_request: float,
+    current: Mapping[str, int] | None = None,
+    amortisation_s: float = 1800.0,
 ) -> float:
-    """Replica prices plus, for spot, the expected cost of covering an interruption."""
+    """Replica prices, the expected cost of covering a spot interruption, and the
+    cold start of replicas not yet running spread over their expected lifetime."""
     total = 0.0
     for name, count in replicas.items():
         pool = pools[name]
         risk = pool.interruptions_per_hour * pool.cold_start_seconds * rates.get(name, 0.0)
         total += count * (pool.dollars_per_replica_hour + risk * spill_dollars_per_request)
+        new = max(0, count - (current or {}).get(name, count))
+        total += new * pool.dollars_per_replica_hour * pool.cold_start_seconds / amortisation_s
     return total
 
 
@@ -156,9 +165,14 @@ def evaluate(
     split: MixSplit,
     demand: Demand,
     limits: Limits,
+    current: Mapping[str, int] | None = None,
+    amortisation_s: float = 1800.0,
 ) -> Outcome:
-    """Predicted spend, hosted share and useful fraction of `replicas` under `demand`."""
-    gpu = gpu_cost_per_hour(replicas, pools, rates, split.local_dollars_per_request)
+    """Predicted spend, hosted share and useful fraction of `replicas` under `demand`;
+    replicas beyond `current` also pay their cold start (see gpu_cost_per_hour)."""
+    gpu = gpu_cost_per_hour(
+        replicas, pools, rates, split.local_dollars_per_request, current, amortisation_s
+    )
     capacity = sum(count * rates.get(name, 0.0) for name, count in replicas.items())
     mu_local = demand.mean_rps * split.local_share
     sigma_local = demand.sigma_rps * split.local_share
@@ -194,6 +208,6 @@ def _hosted_allowed(mean_rps: float, gpu: float, split: MixSplit, limits: Limits
         + (1 - split.local_share) * split.long_dollars_per_request
     )
     by_dollars = math.inf if blended <= 0 else max(0.0, dollars_cap) / 3600.0 / blended
-    return max(
-        0.0, min(limits.max_hosted_share * mean_rps, by_dollars, limits.hosted_requests_per_s)
-    )
+    # the router's share cap is relative to the traffic it sees: at 100% it never binds
+    by_share = math.inf if limits.max_hosted_share >= 1.0 else limits.max_hosted_share * mean_rps
+    return max(0.0, min(by_share, by_dollars, limits.hosted_requests_per_s))

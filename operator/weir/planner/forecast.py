@@ -4,7 +4,8 @@ The planner must order capacity one cold start ahead, so it needs demand at
 that horizon and how far above it demand may plausibly be. Metrics are
 noisy, can have gaps, and one bad scrape must not buy GPUs: the level is the
 median of the latest samples (a lone spike moves nothing, a sustained rise
-moves it within two periods), the trend is a damped Theil-Sen slope, and the
+moves it within two periods), the trend is a damped Theil-Sen slope (only once
+there are two minutes of samples: a cold start is not a trend), and the
 spread comes from how much demand actually moved over one horizon in the
 recent past, with a Poisson floor. No clock: time is in the samples.
 """
@@ -20,6 +21,7 @@ from statistics import NormalDist, median
 LOOKBACK_S = 1800.0
 _LEVEL_SAMPLES = 3
 _TREND_SAMPLES = 40
+_MIN_TREND_SAMPLES = 8
 _TREND_DAMPING = 0.5
 _MAX_TREND_HORIZON_S = 300.0
 
@@ -78,7 +80,9 @@ def forecast(
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
     rates = [s.rate_rps for s in samples]
     level = median(rates[-_LEVEL_SAMPLES:])
-    slope = _theil_sen([(s.at_s, s.rate_rps) for s in samples[-_TREND_SAMPLES:]])
+    recent = samples[-_TREND_SAMPLES:]
+    enough = len(recent) >= _MIN_TREND_SAMPLES and recent[-1].at_s - recent[0].at_s >= 120.0
+    slope = _theil_sen([(s.at_s, s.rate_rps) for s in recent]) if enough else 0.0
     point = max(0.0, level + _TREND_DAMPING * slope * min(horizon_s, _MAX_TREND_HORIZON_S))
     sigma = _horizon_spread(samples, horizon_s)
     poisson = math.sqrt(max(point, 0.0) / window_s)

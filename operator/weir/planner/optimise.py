@@ -156,7 +156,8 @@ def max_local_prefill(spec: PlanningSpec, profiles: Mapping[str, EngineProfile])
     limits = []
     for binding in spec.deployment.pools:
         p = model_for(profiles[binding.pool]).params
-        limits.append((budget - p.ttft_base_s) / p.prefill_s_per_token)
+        per_token = p.prefill_s_per_token + p.step_base_s / p.chunk_tokens
+        limits.append((budget - p.ttft_base_s) / per_token)
     return max(1.0, min(limits))
 
 
@@ -370,9 +371,7 @@ def _make_plan(
         at_s=now,
         replicas=dict(desired),
         spill=spill,
-        predicted_dollars_per_hour=min(
-            final.dollars_per_hour, spec.deployment.cost.budget_dollars_per_hour
-        ),
+        predicted_dollars_per_hour=gpu_list + final.hosted_dollars_per_hour,
         predicted_dollars_per_million_useful=final.dollars_per_million_useful,
         predicted_useful_fraction=final.useful_fraction,
         predicted_hosted_share=final.hosted_share,

@@ -56,7 +56,7 @@ class StaticP95:
     name = "static_p95"
 
     def __init__(self, scenario: Scenario, need: MinuteNeed, headroom: float = 0.3) -> None:
-        finite = [x for x in need.replicas if math.isfinite(x)]
+        finite = [x for x in need.replicas_all if math.isfinite(x)]
         p95 = sorted(finite)[int(0.95 * (len(finite) - 1))] if finite else 1.0
         self.pool = scenario.on_demand_pool
         self.count = max(1, math.ceil(p95 * (1 + headroom)))
@@ -85,7 +85,7 @@ class _Reactive:
         self.pool = scenario.on_demand_pool
         binding = next(b for b in scenario.deployment.pools if b.pool == self.pool)
         self.max_replicas = max(min_replicas, binding.max_replicas)
-        self.limit = max(1, need.concurrency_limit)
+        self.limit = max(1, need.concurrency_limit_all)
         self.target = target
         self.sync_s = sync_s
         self.stabilisation_s = stabilisation_s

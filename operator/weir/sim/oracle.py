@@ -50,8 +50,7 @@ class Oracle:
             + [(r.arrival_s + preroll_s, r) for r in trace],
             key=lambda item: item[0],
         )
-        kv = max(model_for(p).params.kv_cache_tokens for p in profiles.values())
-        prefill = prefill_tokens([r for _, r in stream], kv)
+        prefill = prefill_tokens([r for _, r in stream], scenario.prefix_cache_tokens)
         slo = scenario.deployment.slo
         threshold = max_local_prefill(spec, used)
         split = split_mix(

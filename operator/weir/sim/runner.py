@@ -36,7 +36,6 @@ from weir.sim.traces import Request
 
 _WAKE, _READY, _NOTICE, _KILL, _TICK = range(5)
 _SHARE_WINDOW_S = 60.0
-_FLEET_CACHE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,7 @@ class Simulation:
         self.trace_end = config.preroll_s + (trace[-1].arrival_s if trace else 0.0)
         self.recorder = Recorder(self.pool_names, len(trace), self.accounting_start, self.trace_end)
         self.cache: OrderedDict[int, None] = OrderedDict()
-        biggest = max(p.kv_cache_tokens for p in self.params.values())
-        self.cache_blocks = int(biggest * _FLEET_CACHE_FRACTION / BLOCK_TOKENS)
+        self.cache_blocks = scenario.prefix_cache_tokens // BLOCK_TOKENS
 
     def _jobs(self, trace: Sequence[Request]) -> list[tuple[Request, float, bool, int]]:
         pre = self.config.preroll_s

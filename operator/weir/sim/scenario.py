@@ -49,6 +49,14 @@ class Scenario(Resource):
     hosted: HostedEndpointSpec | None = Field(default=None, description="Hosted endpoint.")
     deployment: InferenceDeploymentSpec = Field(description="The InferenceDeployment spec.")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    prefix_cache_tokens: int = Field(
+        default=2_000_000,
+        ge=0,
+        description=(
+            "Prompt tokens the fleet's prefix cache holds (GPU plus host-offloaded KV), shared "
+            "as if the router were prefix-aware; one LRU of 512-token blocks."
+        ),
+    )
     on_demand_pool: str = Field(
         min_length=1, description="Pool used by --target-peak-replicas and the static baselines."
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from weir.api.profile import EngineProfile
-from weir.planner.capacity import model_for
+from weir.planner.capacity import CapacityModel, Workload, model_for
 from weir.planner.evaluate import split_mix
 from weir.planner.optimise import max_local_prefill
 from weir.planner.types import MixBucket
@@ -27,12 +27,10 @@ from weir.sim.scenario import Scenario
 from weir.sim.telemetry import MIX_BOUNDS
 from weir.sim.traces import Request, duration_s, scale_rate
 
-_CACHE_FRACTION = 0.5
 
-
-def prefill_tokens(trace: Sequence[Request], kv_cache_tokens: int) -> list[int]:
+def prefill_tokens(trace: Sequence[Request], cache_tokens: int) -> list[int]:
     """Uncached prompt tokens per request with one shared LRU prefix cache (as the simulator)."""
-    capacity = int(kv_cache_tokens * _CACHE_FRACTION / BLOCK_TOKENS)
+    capacity = cache_tokens // BLOCK_TOKENS
     cache: OrderedDict[int, None] = OrderedDict()
     out = []
     for r in trace:
@@ -72,9 +70,11 @@ class MinuteNeed:
 
     rate_rps: np.ndarray
     replicas: np.ndarray
+    replicas_all: np.ndarray
     local_share: float
     replica_rate_rps: float
     concurrency_limit: int
+    concurrency_limit_all: int
 
 
 def minute_need(
@@ -89,12 +89,12 @@ def minute_need(
     threshold = max_local_prefill(
         spec, {b.pool: profiles[b.pool] for b in scenario.deployment.pools}
     )
-    prefill = prefill_tokens(trace, model.params.kv_cache_tokens)
+    prefill = prefill_tokens(trace, scenario.prefix_cache_tokens)
     minutes = int(duration_s(trace) // 60) + 1
     groups: list[list[int]] = [[] for _ in range(minutes)]
     for i, r in enumerate(trace):
         groups[int((r.arrival_s - trace[0].arrival_s) // 60)].append(i)
-    rates, needs = np.zeros(minutes), np.zeros(minutes)
+    rates, needs, needs_all = np.zeros(minutes), np.zeros(minutes), np.zeros(minutes)
     for m, idx in enumerate(groups):
         if not idx:
             continue
@@ -103,9 +103,44 @@ def minute_need(
         cap = model.max_rate(split.local, slo)
         rates[m] = len(idx) / 60.0
         needs[m] = rates[m] * split.local_share / cap.rate_rps if cap.rate_rps > 0 else math.inf
-    whole = split_mix(mix_of(trace, prefill), threshold, slo.percentile, scenario.hosted, 0.0)
+        every = _throughput_rate(model, _throughput_view(mix, slo.percentile))
+        needs_all[m] = rates[m] / every if every > 0 else math.inf
+    whole_mix = mix_of(trace, prefill)
+    whole = split_mix(whole_mix, threshold, slo.percentile, scenario.hosted, 0.0)
     cap = model.max_rate(whole.local, slo)
-    return MinuteNeed(rates, needs, whole.local_share, cap.rate_rps, cap.concurrency_limit)
+    return MinuteNeed(
+        rates,
+        needs,
+        needs_all,
+        whole.local_share,
+        cap.rate_rps,
+        cap.concurrency_limit,
+        max(1, cap.concurrency_limit),
+    )
+
+
+def _throughput_rate(model: CapacityModel, workload: Workload) -> float:
+    """What a replica sustains at 70% of its full-batch throughput (how SREs size for
+    throughput when some requests cannot meet the latency target anyway)."""
+    p = model.params
+    top = max(1, int(min(p.max_batch, p.kv_cache_tokens // workload.mean_context)))
+    return 0.7 * model.saturated(workload, top).rate_rps
+
+
+def _throughput_view(mix: tuple[MixBucket, ...], percentile: float) -> Workload:
+    """The whole mix as a replica without a hosted tier must take it.
+
+    Prompts too long for the TTFT target still have to be served; sizing
+    for them is sizing for throughput, so the TTFT percentile is taken at
+    the mean prompt.
+    """
+    whole = split_mix(mix, math.inf, percentile, None, 0.0).local
+    return Workload(
+        whole.mean_input_tokens,
+        whole.mean_output_tokens,
+        max(1.0, whole.prefill_tokens),
+        whole.mean_prefill_tokens,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,62 @@
+"""The capacity model reproduces its profiles and behaves like a queue should."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from weir.api import SLO, EngineProfile
+from weir.planner.capacity import Workload, leave_one_out, model_for
+
+CHAT = Workload(1000, 150, 3000)
+SLO_DEFAULT = SLO(ttft_seconds=1.5, itl_seconds=0.06, percentile=99)
+
+
+def test_fit_reproduces_the_published_slo_curve(profiles: dict[str, EngineProfile]) -> None:
+    profile = profiles["on-demand"]
+    model = model_for(profile)
+    for point in (p for p in profile.points if not p.derived):
+        pred = model.closed_loop(point.concurrency, point.input_tokens, point.output_tokens)
+        assert pred.itl_mean_s == pytest.approx(point.itl_p50_s, rel=0.1)
+        assert pred.rate_rps * point.output_tokens == pytest.approx(
+            point.output_tokens_per_s, rel=0.1
+        )
+
+
+def test_leave_one_out_error_is_small(profiles: dict[str, EngineProfile]) -> None:
+    report = leave_one_out(profiles["on-demand"])
+    assert report.points == len(profiles["on-demand"].points)
+    assert report.itl_error < 0.05
+    assert report.throughput_error < 0.05
+    assert report.ttft_error < 0.3
+
+
+def test_more_load_means_slower_tokens(profiles: dict[str, EngineProfile]) -> None:
+    model = model_for(profiles["on-demand"])
+    low, high = model.predict(CHAT, 1.0), model.predict(CHAT, 5.0)
+    assert high.itl_mean_s > low.itl_mean_s
+    assert high.ttft_mean_s > low.ttft_mean_s
+    assert high.concurrency > low.concurrency
+    assert not model.predict(CHAT, 1e6).stable
+
+
+def test_looser_slo_admits_more(profiles: dict[str, EngineProfile]) -> None:
+    model = model_for(profiles["on-demand"])
+    tight = model.max_rate(CHAT, SLO_DEFAULT)
+    loose = model.max_rate(CHAT, SLO(ttft_seconds=3.0, itl_seconds=0.09, percentile=99))
+    assert 0 < tight.rate_rps < loose.rate_rps
+    assert tight.concurrency_limit <= loose.concurrency_limit
+    assert model.meets(CHAT, tight.rate_rps * 0.99, SLO_DEFAULT)
+
+
+def test_impossible_slo_gives_zero_capacity(profiles: dict[str, EngineProfile]) -> None:
+    model = model_for(profiles["on-demand"])
+    cap = model.max_rate(Workload(60000, 100, 60000), SLO_DEFAULT)
+    assert cap.rate_rps == 0 and cap.concurrency_limit == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0.0, -5.0, math.inf])
+def test_workload_refuses_bad_numbers(bad: float) -> None:
+    with pytest.raises(ValueError, match="mean_input_tokens"):
+        Workload(bad, 100, 100)
