@@ -43,11 +43,14 @@ def _discovery(
     from weir.router.discovery import EndpointSliceDiscovery
 
     if kubeconfig is not None:
-        api = config.new_client_from_config(config_file=str(kubeconfig))
+        api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     else:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         api = client.ApiClient()
-    by_pool = dict(s.split("=", 1) if "=" in s else (s, s) for s in services)
+    by_pool: dict[str, str] = {}
+    for spec in services:
+        pool, _, service = spec.partition("=")
+        by_pool[pool] = service or pool
     return EndpointSliceDiscovery(api, namespace, by_pool, port_name)
 
 

@@ -27,6 +27,7 @@ from weir.router.errors import (
     MethodNotAllowedError,
     NoBackendError,
     NotFoundError,
+    OverloadedError,
     RouterError,
     UnauthorizedError,
     UpstreamError,
@@ -212,15 +213,24 @@ class Router:
         shape = Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
         exclude: str | None = None
         allow_hosted = True
-        for attempt_no in range(2):
-            decision = await self.spill.admit(shape, exclude=exclude, allow_hosted=allow_hosted)
+        failure: UpstreamError | None = None
+        for _ in range(2):
+            try:
+                decision = await self.spill.admit(
+                    shape, exclude=exclude, allow_hosted=allow_hosted, may_wait=failure is None
+                )
+            except OverloadedError:
+                if failure is None:
+                    raise
+                raise failure from None  # nowhere to retry: the first failure is the answer
             try:
                 await self._attempt(decision, request, send, exchange, started, duplicate)
                 return
             except UpstreamError as exc:
-                if not exc.before_first_token or attempt_no == 1 or _client_error(exc):
+                if not exc.before_first_token or failure is not None or _client_error(exc):
                     raise
-                log.info("retrying after %s failed before its first token: %s", decision.route, exc)
+                failure = exc
+                log.info("%s failed before its first token, retrying: %s", decision.route, exc)
                 if decision.route == "local" and decision.backend is not None:
                     exclude = decision.backend.id
                 else:

@@ -116,10 +116,14 @@ class Spill:
             throttled=throttled,
         )
 
-    def _blocked_code(self, load: HostedLoad, policy: SpillPolicy, now: float) -> str:
+    def _blocked_code(
+        self, load: HostedLoad, policy: SpillPolicy, now: float, allow_hosted: bool
+    ) -> str:
         """Why hosted is closed, as a short label value (same order as the planner's checks)."""
         if not policy.hosted_enabled:
             return "hosted_disabled"
+        if not allow_hosted:
+            return "hosted_failed"
         if load.throttled:
             return "hosted_breaker_open" if not self.breaker.available(now) else "hosted_throttled"
         if load.recent_share >= policy.max_hosted_share:
@@ -155,13 +159,18 @@ class Spill:
                 self.budget.settle(reservation, 0.0)
             blocked = "hosted_dollar_cap" if reservation is None else "hosted_breaker_open"
         else:
-            blocked = self._blocked_code(hosted_load, policy, now)
+            blocked = self._blocked_code(hosted_load, policy, now, allow_hosted)
         if self.waiting < policy.max_waiting:
             return Decision("wait", blocked)
         return Decision("reject", "queue_full" if policy.max_waiting else blocked)
 
     async def admit(
-        self, request: Request, *, exclude: str | None = None, allow_hosted: bool = True
+        self,
+        request: Request,
+        *,
+        exclude: str | None = None,
+        allow_hosted: bool = True,
+        may_wait: bool = True,
     ) -> Decision:
         """Admission with waiting: returns local or hosted, or raises OverloadedError."""
         loop_deadline: float | None = None
@@ -170,8 +179,10 @@ class Spill:
             if decision.route in ("local", "hosted"):
                 self.metrics.decision(decision.route, decision.reason)
                 return decision
-            if decision.route == "reject" or (
-                loop_deadline is not None and self.clock() >= loop_deadline
+            if (
+                decision.route == "reject"
+                or not may_wait
+                or (loop_deadline is not None and self.clock() >= loop_deadline)
             ):
                 self.metrics.decision("reject", decision.reason)
                 raise OverloadedError(
