@@ -182,6 +182,7 @@ def _shapes(text: str) -> tuple[tuple[int, int], ...]:
 @click.option("--api", type=click.Choice(["completions", "chat"]), default="completions")
 @click.option("--api-key-env", help="Send this env variable's value as bearer key.")
 @click.option("--quick", is_flag=True, help="A small sweep that ends in about a minute.")
+@click.option("--note", help="Appended to the profile's source: what engine, which machine.")
 def profile(
     endpoint: str,
     out: Path,
@@ -191,6 +192,7 @@ def profile(
     api: str,
     api_key_env: str | None,
     quick: bool,
+    note: str | None,
     **target: Any,
 ) -> None:
     """Sweep concurrency and request shapes against an endpoint; write an engine profile."""
@@ -212,6 +214,8 @@ def profile(
         )
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
+    if note:
+        measured = measured.model_copy(update={"source": f"{measured.source}. {note}"})
     write_profile(measured, out)
     for p in measured.points:
         click.echo(
