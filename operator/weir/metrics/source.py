@@ -1,0 +1,183 @@
+"""The Prometheus metrics source: one query set per cycle, one typed snapshot for all.
+
+A source only collects. It returns an immutable, timestamped snapshot that
+knows whether it is healthy; Prometheus being down, slow or answering oddly
+never raises into the control loop. Odd answers are handled one by one:
+- no series for a deployment: it had no traffic in the window (zero), which
+  is different from a failed query (unhealthy);
+- several series for one deployment (a template that keeps extra labels):
+  summed, and noted;
+- NaN or Inf: that value is unknown (None), and noted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+
+from weir.metrics.templates import QueryTemplates
+
+Key = tuple[str, str]  # (namespace, InferenceDeployment name)
+_FIELDS = (
+    "requests_per_s",
+    "hosted_requests_per_s",
+    "output_tokens_per_s",
+    "useful_tokens_per_s",
+    "input_tokens_per_s",
+    "cached_input_tokens_per_s",
+    "hosted_dollars_per_s",
+    "gpu_dollars_per_hour",
+    "engine_running",
+    "engine_waiting",
+)
+
+
+@dataclass(frozen=True)
+class DeploymentMetrics:
+    """One deployment's window: rates per second unless the name says otherwise."""
+
+    requests_per_s: float | None = 0.0
+    hosted_requests_per_s: float | None = 0.0
+    output_tokens_per_s: float | None = 0.0
+    useful_tokens_per_s: float | None = 0.0
+    input_tokens_per_s: float | None = 0.0
+    cached_input_tokens_per_s: float | None = 0.0
+    hosted_dollars_per_s: float | None = 0.0
+    gpu_dollars_per_hour: float | None = 0.0
+    engine_running: float | None = 0.0
+    engine_waiting: float | None = 0.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def dollars_per_hour(self) -> float | None:
+        if self.gpu_dollars_per_hour is None or self.hosted_dollars_per_s is None:
+            return None
+        return self.gpu_dollars_per_hour + self.hosted_dollars_per_s * 3600.0
+
+    @property
+    def dollars_per_million_useful_tokens(self) -> float | None:
+        """Live $ per million useful tokens; None when nothing useful was produced."""
+        spend = self.dollars_per_hour
+        useful = self.useful_tokens_per_s
+        if spend is None or useful is None or useful <= 0:
+            return None
+        return spend / 3600.0 / useful * 1e6
+
+    @property
+    def useful_token_fraction(self) -> float | None:
+        if not self.output_tokens_per_s or self.useful_tokens_per_s is None:
+            return None
+        return min(1.0, self.useful_tokens_per_s / self.output_tokens_per_s)
+
+    @property
+    def hosted_share(self) -> float | None:
+        if not self.requests_per_s or self.hosted_requests_per_s is None:
+            return None
+        return min(1.0, self.hosted_requests_per_s / self.requests_per_s)
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Everything one cycle read, when it read it, and whether it can be trusted."""
+
+    taken_at_s: float
+    window_s: float
+    healthy: bool
+    error: str | None = None
+    deployments: Mapping[Key, DeploymentMetrics] = field(default_factory=dict)
+    queries: int = 0
+
+    def for_deployment(self, namespace: str, name: str) -> DeploymentMetrics:
+        """Its metrics; a deployment with no series had no traffic in the window."""
+        return self.deployments.get((namespace, name), DeploymentMetrics())
+
+    def age_s(self, now_s: float) -> float:
+        return max(0.0, now_s - self.taken_at_s)
+
+
+class MetricsSource(Protocol):
+    """Where the control loop gets its snapshot (Prometheus; a fake in unit tests)."""
+
+    def collect(self, now_s: float) -> MetricsSnapshot: ...
+
+
+def parse_vector(
+    result: list[dict[str, Any]], ns_label: str, name_label: str
+) -> tuple[dict[Key, float | None], list[str]]:
+    """Instant-vector answer -> value per deployment, with notes on odd answers."""
+    values: dict[Key, float | None] = {}
+    seen: dict[Key, int] = {}
+    notes: list[str] = []
+    for series in result:
+        labels = series.get("metric", {})
+        key = (labels.get(ns_label, ""), labels.get(name_label, ""))
+        if not key[0] or not key[1]:
+            continue  # not attributable to a deployment
+        try:
+            value: float | None = float(series["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            value = None
+        if value is not None and not math.isfinite(value):
+            notes.append(f"{key[0]}/{key[1]}: non-finite value {value}")
+            value = None
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            notes.append(f"{key[0]}/{key[1]}: {seen[key]} series, summed")
+            previous = values.get(key)
+            value = None if previous is None or value is None else previous + value
+        values[key] = value
+    return values, notes
+
+
+class PrometheusSource:
+    """Reads the query set from Prometheus through prometheus-api-client."""
+
+    def __init__(
+        self,
+        url: str,
+        window_s: float = 120.0,
+        templates: QueryTemplates | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.templates = templates or QueryTemplates()
+        self.window_s = window_s
+        self._timeout = max(1, round(timeout_s))
+        self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=self._timeout)
+
+    def collect(self, now_s: float) -> MetricsSnapshot:
+        queries = self.templates.rendered(self.window_s)
+        by_field: dict[str, dict[Key, float | None]] = {}
+        notes: dict[Key, list[str]] = {}
+        for name, query in queries.items():
+            try:
+                result = self._client.custom_query(query)
+            except (PrometheusApiClientException, requests.RequestException, ValueError) as exc:
+                return MetricsSnapshot(
+                    now_s,
+                    self.window_s,
+                    healthy=False,
+                    error=f"query {name} failed: {type(exc).__name__}: {str(exc)[:200]}",
+                    queries=len(by_field) + 1,
+                )
+            values, odd = parse_vector(
+                result, self.templates.namespace_label, self.templates.deployment_label
+            )
+            by_field[name] = values
+            for note in odd:
+                ns, _, rest = note.partition("/")
+                notes.setdefault((ns, rest.split(":")[0]), []).append(f"{name}: {note}")
+        keys = {k for values in by_field.values() for k in values}
+        deployments = {
+            key: DeploymentMetrics(
+                **{f: by_field.get(f, {}).get(key, 0.0) for f in _FIELDS},
+                notes=tuple(notes.get(key, ())),
+            )
+            for key in keys
+        }
+        return MetricsSnapshot(now_s, self.window_s, True, None, deployments, len(queries))

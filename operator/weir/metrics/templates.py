@@ -1,0 +1,90 @@
+"""PromQL templates, one per quantity, overridable for other metric names.
+
+Every template aggregates `by ({by})`, the labels that identify one
+InferenceDeployment (its namespace and the pod label weir.dev/deployment,
+which Prometheus' Kubernetes discovery turns into `weir_dev_deployment`), so a
+single query answers for every deployment at once: the number of queries per
+cycle does not grow with the number of deployments. `{window}` is the range
+of the sliding window.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _tokens(selector: str) -> str:
+    """Rate of the router's token counter for one selector, by deployment."""
+    return "sum by ({by}) (rate(weir_router_tokens_total{{" + selector + "}}[{window}]))"
+
+
+class QueryTemplates(BaseSettings):
+    """The query set; override any field with WEIR_QUERY_<FIELD> to match your metric names."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIR_QUERY_", frozen=True)
+
+    namespace_label: str = Field(default="namespace", description="Label holding the namespace.")
+    deployment_label: str = Field(
+        default="weir_dev_deployment", description="Label holding the InferenceDeployment name."
+    )
+    requests_per_s: str = Field(
+        default='sum by ({by}) (rate(weir_router_requests_total{{backend!="none"}}[{window}]))',
+        description="Requests routed per second.",
+    )
+    hosted_requests_per_s: str = Field(
+        default='sum by ({by}) (rate(weir_router_requests_total{{backend="hosted"}}[{window}]))',
+        description="Requests sent to the hosted endpoint per second.",
+    )
+    output_tokens_per_s: str = Field(
+        default=_tokens('kind="output"'),
+        description="Generated tokens per second, useful or not.",
+    )
+    useful_tokens_per_s: str = Field(
+        default=_tokens('kind="output",usefulness="useful"'),
+        description="Useful generated tokens per second.",
+    )
+    input_tokens_per_s: str = Field(
+        default=_tokens('kind="input"'),
+        description="Uncached prompt tokens per second.",
+    )
+    cached_input_tokens_per_s: str = Field(
+        default=_tokens('kind="cached_input"'),
+        description="Cached prompt tokens per second.",
+    )
+    hosted_dollars_per_s: str = Field(
+        default="sum by ({by}) (rate(weir_router_hosted_spend_dollars_total[{window}]))",
+        description="Hosted spend, dollars per second.",
+    )
+    gpu_dollars_per_hour: str = Field(
+        default="sum by ({by}) (avg_over_time(weir_gpu_spend_dollars_per_hour[{window}]))",
+        description="GPU spend rate of every replica over the window (the operator exports it).",
+    )
+    engine_running: str = Field(
+        default="sum by ({by}) (trtllm_num_requests_running)",
+        description="Requests running in the engines now.",
+    )
+    engine_waiting: str = Field(
+        default="sum by ({by}) (trtllm_num_requests_waiting)",
+        description="Requests waiting in the engines' queues now.",
+    )
+
+    def by(self) -> str:
+        return f"{self.namespace_label}, {self.deployment_label}"
+
+    def rendered(self, window_s: float) -> dict[str, str]:
+        """Every query of the set, with the window and grouping filled in."""
+        window = f"{max(1, round(window_s))}s"
+        names = [
+            "requests_per_s",
+            "hosted_requests_per_s",
+            "output_tokens_per_s",
+            "useful_tokens_per_s",
+            "input_tokens_per_s",
+            "cached_input_tokens_per_s",
+            "hosted_dollars_per_s",
+            "gpu_dollars_per_hour",
+            "engine_running",
+            "engine_waiting",
+        ]
+        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in names}

@@ -1,0 +1,123 @@
+"""The metrics source against a real Prometheus, and its handling of odd answers."""
+
+from __future__ import annotations
+
+import math
+import socket
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from weir.cluster.wait import wait_for
+from weir.metrics.source import PrometheusSource, parse_vector
+
+
+class FakeRouter:
+    """A real exporter with the router's metric names, labelled like a discovered pod."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "weir_router_requests", "", ["backend", "outcome"], registry=self.registry
+        )
+        self.tokens = Counter(
+            "weir_router_tokens", "", ["backend", "kind", "usefulness"], registry=self.registry
+        )
+        self.spend = Counter("weir_router_hosted_spend_dollars", "", registry=self.registry)
+        self.gpu = Gauge("weir_gpu_spend_dollars_per_hour", "", registry=self.registry)
+        self.running = Gauge("trtllm_num_requests_running", "", registry=self.registry)
+        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def traffic(self, scale: float) -> None:
+        self.requests.labels("local", "ok").inc(3 * scale)
+        self.requests.labels("hosted", "ok").inc(1 * scale)
+        self.tokens.labels("local", "output", "useful").inc(300 * scale)
+        self.tokens.labels("local", "output", "wasted").inc(100 * scale)
+        self.tokens.labels("local", "input", "useful").inc(2000 * scale)
+        self.spend.inc(0.01 * scale)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+def scraped(prometheus, query: str, value: float) -> bool:
+    result = prometheus.client.custom_query(query)
+    return bool(result) and math.isclose(float(result[0]["value"][1]), value)
+
+
+def test_one_query_set_reads_every_deployment(prometheus, cluster):
+    run = uuid.uuid4().hex[:6]
+    routers = {name: FakeRouter() for name in ("a", "b")}
+    try:
+        for name, router in routers.items():
+            router.gpu.set(7.8)
+            router.running.set(float("nan"))
+            prometheus.add_target(
+                f"router-{run}-{name}",
+                router.address,
+                {"namespace": f"ns-{run}", "weir_dev_deployment": name},
+            )
+        for step in (1, 2, 3):
+            for router in routers.values():
+                router.traffic(step)
+            total = 3 * sum(range(1, step + 1))
+            for name in routers:
+                query = (
+                    f'weir_router_requests_total{{backend="local",'
+                    f'weir_dev_deployment="{name}",namespace="ns-{run}"}}'
+                )
+                wait_for(lambda q=query, t=total: scraped(prometheus, q, t), query, 30)
+        source = PrometheusSource(cluster.settings.prometheus_url, window_s=60)
+        snapshot = source.collect(now_s=1000.0)
+    finally:
+        for router in routers.values():
+            router.close()
+    assert snapshot.healthy and snapshot.error is None
+    assert snapshot.queries == len(source.templates.rendered(60))
+    for name in routers:
+        metrics = snapshot.for_deployment(f"ns-{run}", name)
+        assert metrics.requests_per_s and metrics.requests_per_s > 0
+        assert math.isclose(
+            metrics.useful_token_fraction or 0, 0.75, rel_tol=0.02
+        )  # rate() extrapolates each series
+        assert math.isclose(metrics.hosted_share or 0, 0.25, rel_tol=0.02)
+        assert metrics.gpu_dollars_per_hour == 7.8
+        assert metrics.engine_running is None  # NaN is unknown, not zero
+        expected = (
+            (7.8 / 3600 + (metrics.hosted_dollars_per_s or 0))
+            / (metrics.useful_tokens_per_s or 1)
+            * 1e6
+        )
+        assert math.isclose(metrics.dollars_per_million_useful_tokens or 0, expected)
+    unknown = snapshot.for_deployment("nowhere", "x")
+    assert unknown.requests_per_s == 0 and unknown.dollars_per_million_useful_tokens is None
+
+
+def test_unreachable_prometheus_gives_an_unhealthy_snapshot():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    snapshot = PrometheusSource(f"http://127.0.0.1:{port}", timeout_s=1).collect(5.0)
+    assert not snapshot.healthy
+    assert snapshot.error and "failed" in snapshot.error
+    assert snapshot.taken_at_s == 5.0
+
+
+def test_odd_answers_are_handled_one_by_one():
+    result = [
+        {"metric": {"namespace": "n", "d": "a"}, "value": [0, "1.5"]},
+        {"metric": {"namespace": "n", "d": "a"}, "value": [0, "2.5"]},
+        {"metric": {"namespace": "n", "d": "b"}, "value": [0, "NaN"]},
+        {"metric": {"namespace": "n", "d": "c"}, "value": [0, "+Inf"]},
+        {"metric": {"d": "orphan"}, "value": [0, "9"]},
+        {"metric": {"namespace": "n", "d": "e"}, "value": [0, "oops"]},
+    ]
+    values, notes = parse_vector(result, "namespace", "d")
+    assert values == {("n", "a"): 4.0, ("n", "b"): None, ("n", "c"): None, ("n", "e"): None}
+    assert any("2 series, summed" in n for n in notes)
+    assert any("non-finite" in n and "n/b" in n for n in notes)
