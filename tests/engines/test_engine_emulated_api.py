@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from engines.engine_helpers import metric_value, read_sse
+from engines.engine_helpers import metric_value, read_sse, wait_for
 from weir.api.profile import EngineProfile
 from weir.engines.emulated import EmulatedEngine, EmulatedSettings
 from weir.engines.serve import started_server
@@ -14,15 +14,6 @@ from weir.engines.server import ServerSettings
 from weir.engines.timing import fixed_profile
 
 SETTINGS = ServerSettings(model_name="test/tiny-model")
-
-
-async def _wait_for(predicate: object, timeout_s: float = 5.0) -> None:
-    assert callable(predicate)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_streaming_chat_with_usage(small_profile: EngineProfile) -> None:
@@ -107,7 +98,7 @@ async def test_metrics_move_with_load(small_profile: EngineProfile) -> None:
                 await read_sse(resp)
 
         tasks = [asyncio.create_task(one()) for _ in range(3)]
-        await _wait_for(lambda: srv.engine.stats().running == 3)
+        await wait_for(lambda: srv.engine.stats().running == 3)
         during = (await client.get("/prometheus/metrics")).text
         await asyncio.gather(*tasks)
         after = (await client.get("/prometheus/metrics")).text
@@ -133,12 +124,12 @@ async def test_full_queue_answers_503_quickly(small_profile: EngineProfile) -> N
                 await read_sse(resp)
 
         tasks = [asyncio.create_task(one()) for _ in range(2)]
-        await _wait_for(lambda: engine.stats().running == 1 and engine.stats().waiting == 1)
+        await wait_for(lambda: engine.stats().running == 1 and engine.stats().waiting == 1)
         refused = await c.post("/v1/completions", json=body, timeout=2.0)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await _wait_for(lambda: engine.stats().running == 0 and engine.stats().waiting == 0)
+        await wait_for(lambda: engine.stats().running == 0 and engine.stats().waiting == 0)
         metrics = (await c.get("/prometheus/metrics")).text
     assert refused.status_code == 503
     error = refused.json()["error"]
@@ -152,10 +143,10 @@ async def test_client_disconnect_frees_the_slot(small_profile: EngineProfile) ->
     async with started_server(engine, SETTINGS) as srv, httpx.AsyncClient(base_url=srv.url) as c:
         body = {"prompt": "hi", "max_tokens": 10_000}
         slow = asyncio.create_task(c.post("/v1/completions", json=body))
-        await _wait_for(lambda: engine.stats().running == 1)
+        await wait_for(lambda: engine.stats().running == 1)
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
-        await _wait_for(lambda: engine.stats().running == 0, timeout_s=2.0)
+        await wait_for(lambda: engine.stats().running == 0, timeout_s=2.0)
         quick = await c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
     assert quick.status_code == 200
 

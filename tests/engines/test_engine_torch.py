@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from engines.engine_helpers import metric_value, read_sse
+from engines.engine_helpers import metric_value, read_sse, wait_for
 from weir.engines.profiler import ProfileTarget, Sweep, profile_endpoint
 from weir.engines.serve import RunningEngine, started_server
 from weir.engines.server import ServerSettings
@@ -25,15 +25,6 @@ SERVER = ServerSettings(model_name="weir/reference")
 async def reference() -> AsyncIterator[RunningEngine]:
     async with started_server(TorchEngine(TINY), SERVER) as srv:
         yield srv
-
-
-async def _wait_for(predicate: object, timeout_s: float = 10.0) -> None:
-    assert callable(predicate)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 async def test_streaming_and_non_streaming_with_usage(reference: RunningEngine) -> None:
@@ -90,7 +81,7 @@ async def test_requests_join_and_leave_the_running_batch(reference: RunningEngin
     async with httpx.AsyncClient(base_url=reference.url, timeout=60) as client:
         long_body = {"prompt": "long", "max_tokens": 900, "ignore_eos": True}
         long = asyncio.create_task(client.post("/v1/completions", json=long_body))
-        await _wait_for(lambda: engine.stats().running == 1)
+        await wait_for(lambda: engine.stats().running == 1)
         short = await client.post(
             "/v1/completions", json={"prompt": "s", "max_tokens": 3, "ignore_eos": True}
         )
@@ -98,7 +89,7 @@ async def test_requests_join_and_leave_the_running_batch(reference: RunningEngin
         metrics = (await client.get("/prometheus/metrics")).text
         long.cancel()
         await asyncio.gather(long, return_exceptions=True)
-        await _wait_for(lambda: engine.stats().running == 0)
+        await wait_for(lambda: engine.stats().running == 0)
     assert short.json()["usage"]["completion_tokens"] == 3
     assert still_running == 1
     labels = {"model_name": "weir/reference", "engine_type": "torch"}
@@ -117,13 +108,13 @@ async def test_full_queue_answers_503_and_limits_are_400() -> None:
     ):
         body = {"prompt": "q", "max_tokens": 1000, "ignore_eos": True}
         tasks = [asyncio.create_task(client.post("/v1/completions", json=body)) for _ in "ab"]
-        await _wait_for(lambda: engine.stats().running == 1 and engine.stats().waiting == 1)
+        await wait_for(lambda: engine.stats().running == 1 and engine.stats().waiting == 1)
         refused = await client.post("/v1/completions", json=body)
         too_long = await client.post("/v1/completions", json={"prompt": "q", "max_tokens": 5000})
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await _wait_for(lambda: engine.stats().running == 0 and engine.stats().waiting == 0)
+        await wait_for(lambda: engine.stats().running == 0 and engine.stats().waiting == 0)
     assert refused.status_code == 503
     assert "queue is full" in refused.json()["error"]["message"]
     assert too_long.status_code == 400

@@ -59,62 +59,46 @@ class EngineMetrics:
     """The trtllm_ metric set of one engine server, in its own registry."""
 
     def __init__(self, model_name: str, engine_type: str, stats: Callable[[], EngineStats]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        labels = (model_name, engine_type)
-        reg = self.registry
+        self.registry = reg = CollectorRegistry(auto_describe=True)
+        self._labels = labels = (model_name, engine_type)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            family = Histogram(PREFIX + name, doc, LABELS, buckets=buckets, registry=reg)
+            return family.labels(*labels)
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(PREFIX + name, doc, LABELS, registry=reg).labels(*labels)
+
+        self.e2e = histogram(
+            "e2e_request_latency_seconds",
+            "Histogram of end to end request latency in seconds.",
+            _E2E_BUCKETS,
+        )
+        self.ttft = histogram(
+            "time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            _TTFT_BUCKETS,
+        )
+        self.tpot = histogram(
+            "time_per_output_token_seconds",
+            "Histogram of time per output token in seconds.",
+            _TPOT_BUCKETS,
+        )
+        self.prompt_tokens = counter(
+            "prompt_tokens", "Cumulative number of prompt (input) tokens processed."
+        )
+        self.cached_tokens = counter(
+            "prompt_cached_tokens", "Cumulative number of prompt tokens served from the KV cache."
+        )
+        self.generation_tokens = counter(
+            "generation_tokens", "Cumulative number of generation (output) tokens produced."
+        )
         self._success = Counter(
             PREFIX + "request_success",
             "Count of successfully processed requests.",
             [*LABELS, "finished_reason"],
             registry=reg,
         )
-        self._labels = labels
-        self.e2e = Histogram(
-            PREFIX + "e2e_request_latency_seconds",
-            "Histogram of end to end request latency in seconds.",
-            LABELS,
-            buckets=_E2E_BUCKETS,
-            registry=reg,
-        ).labels(*labels)
-        self.ttft = Histogram(
-            PREFIX + "time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            LABELS,
-            buckets=_TTFT_BUCKETS,
-            registry=reg,
-        ).labels(*labels)
-        self.tpot = Histogram(
-            PREFIX + "time_per_output_token_seconds",
-            "Histogram of time per output token in seconds.",
-            LABELS,
-            buckets=_TPOT_BUCKETS,
-            registry=reg,
-        ).labels(*labels)
-        self.queue_time = Histogram(
-            PREFIX + "request_queue_time_seconds",
-            "Histogram of time spent in WAITING phase for request.",
-            LABELS,
-            buckets=_E2E_BUCKETS,
-            registry=reg,
-        ).labels(*labels)
-        self.prompt_tokens = Counter(
-            PREFIX + "prompt_tokens",
-            "Cumulative number of prompt (input) tokens processed.",
-            LABELS,
-            registry=reg,
-        ).labels(*labels)
-        self.cached_tokens = Counter(
-            PREFIX + "prompt_cached_tokens",
-            "Cumulative number of prompt tokens served from the KV cache.",
-            LABELS,
-            registry=reg,
-        ).labels(*labels)
-        self.generation_tokens = Counter(
-            PREFIX + "generation_tokens",
-            "Cumulative number of generation (output) tokens produced.",
-            LABELS,
-            registry=reg,
-        ).labels(*labels)
         self._rejected = Counter(
             "weir_engine_requests_rejected",
             "Requests refused before admission (queue full, rate limit, auth).",
