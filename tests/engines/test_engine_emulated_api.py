@@ -74,6 +74,7 @@ async def test_non_streaming_completion_models_health(small_profile: EngineProfi
         resp = await client.post("/v1/completions", json={"prompt": "x" * 100, "max_tokens": 5})
         models = await client.get("/v1/models")
         health = await client.get("/health")
+        version = await client.get("/version")
     assert resp.status_code == 200
     answer = resp.json()
     assert answer["object"] == "text_completion"
@@ -83,6 +84,7 @@ async def test_non_streaming_completion_models_health(small_profile: EngineProfi
     assert answer["usage"]["completion_tokens"] == 5
     assert models.json()["data"][0]["id"] == "test/tiny-model"
     assert health.status_code == 200
+    assert version.json() == {"version": "weir-emulated"}
 
 
 async def test_metrics_move_with_load(small_profile: EngineProfile) -> None:
@@ -185,3 +187,18 @@ async def test_bad_requests_are_400(small_profile: EngineProfile) -> None:
         )
     assert [r.status_code for r in (no_messages, not_json, too_long)] == [400, 400, 400]
     assert "max_model_len" in too_long.json()["error"]["message"]
+
+
+async def test_closing_a_stream_frees_the_slot(small_profile: EngineProfile) -> None:
+    engine = EmulatedEngine(small_profile, EmulatedSettings(max_batch=1, max_waiting=0))
+    async with started_server(engine, SETTINGS) as srv, httpx.AsyncClient(base_url=srv.url) as c:
+        body = {"prompt": "hi", "max_tokens": 10_000, "stream": True}
+        async with c.stream("POST", "/v1/completions", json=body) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    break  # one token, then hang up
+        await wait_for(lambda: engine.stats().running == 0, timeout_s=2.0)
+        again = await c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 1})
+        metrics = (await c.get("/prometheus/metrics")).text
+    assert again.status_code == 200
+    assert metric_value(metrics, "trtllm_request_success_total", finished_reason="length") == 1

@@ -209,12 +209,16 @@ class EngineServer:
                 Route("/v1/completions", self._completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/health", self._health, methods=["GET"]),
+                Route("/version", self._version, methods=["GET"]),
                 Route("/prometheus/metrics", self._metrics, methods=["GET"]),
             ]
         )
 
     async def _health(self, request: Request) -> Response:
         return Response(status_code=200)
+
+    async def _version(self, request: Request) -> Response:
+        return JSONResponse({"version": f"weir-{self.engine.engine_type}"})
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
