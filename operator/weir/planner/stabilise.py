@@ -3,7 +3,8 @@
 Cost curves are flat near their minimum and demand is noisy, so an
 unstabilised optimiser flaps between neighbouring fleets and pays cold
 starts for nothing. The rules, in order: keep the current fleet when it
-meets the target and the saving is within the dead band; shrink a pool only
+meets the target and the saving is within the dead band (wider when leaving
+an all-hosted fleet for GPUs); shrink a pool only
 to the largest count recommended during the scale-down window (as the HPA
 does); move at most the per-step caps; stay inside min/max and the pool GPU
 limit; trim to the budget, dearest pool first.
@@ -15,6 +16,11 @@ from weir.planner.evaluate import Outcome
 from weir.planner.types import PlanningSpec
 
 Recommendation = tuple[float, tuple[tuple[str, int], ...]]
+
+# Leaving an all-hosted fleet for GPUs must save at least this much: the hosted
+# price is known exactly, a replica's yield only as well as the capacity model
+# (leave-one-out error a few percent) and the traffic forecast.
+GPU_ENTRY_MARGIN = 0.05
 
 
 def stabilise(
@@ -38,7 +44,10 @@ def stabilise(
     target = spec.deployment.slo.useful_token_target
     if wish != current and current_outcome.useful_fraction >= target:
         saving = _saving(current_outcome, best_outcome)
-        if saving < control.min_saving_fraction:
+        band = control.min_saving_fraction
+        if not any(current.values()) and spec.hosted is not None:
+            band = max(band, GPU_ENTRY_MARGIN)
+        if saving < band:
             notes.append(f"kept the current fleet: the change saves {saving:.1%} (< dead band)")
             wish = dict(current)
     desired: dict[str, int] = {}

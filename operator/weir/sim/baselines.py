@@ -90,12 +90,16 @@ class _Reactive:
         self.sync_s = sync_s
         self.stabilisation_s = stabilisation_s
         self.min_replicas = min_replicas
-        self.replicas = min_replicas
-        self.history: deque[tuple[float, int]] = deque()
+        first = next((x for x in need.replicas_all if x > 0), 0.0)
+        start = math.ceil(first / target) if math.isfinite(first) else self.max_replicas
+        # start where the autoscaler would have settled on the opening traffic, as a
+        # deployment that has been running for a while would
+        self.replicas = min(max(start, min_replicas), self.max_replicas)
+        self.history: deque[tuple[float, int]] = deque([(0.0, self.replicas)])
         self.last_sync = -math.inf
 
     def initial(self) -> Mapping[str, int]:
-        return {self.pool: self.min_replicas}
+        return {self.pool: self.replicas}
 
     def metric(self, obs: Observation) -> float:
         """Load per ready replica, relative to the SLO concurrency."""
