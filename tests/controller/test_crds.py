@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,7 @@ def test_api_server_and_models_agree_on_what_is_valid(crds_installed, mutation, 
     index, path = mutation
     body = copy.deepcopy(CRD_DOCS[index])
     body["metadata"]["namespace"] = "default"
+    body["metadata"]["name"] = f"agree-{uuid.uuid4().hex[:8]}"  # dry run: never stored
     target = body["spec"]
     for key in path[:-1]:
         target = target[key]

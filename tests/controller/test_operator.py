@@ -143,8 +143,22 @@ def test_create_places_engines_on_their_pools_with_owner_references(
 
     status = wait_for(status_caught_up, "status to report 3 ready replicas", 60)
     assert status["onDemandReplicas"] == 1 and status["spotReplicas"] == 2
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "True"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["MetricsAvailable"]["status"] == "True"
+    assert conditions["Degraded"]["status"] == "False"
+    decision = status["lastDecision"]
+    assert decision["acted"] and decision["reasons"] and decision["alternatives"]
+    assert set(status["plannedReplicas"]) == {f"{namespace}-od", f"{namespace}-spot"}
+    assert status["spillPolicy"]["concurrencyLimitByPool"]
+
+    def plan_event() -> list[client.CoreV1Event] | None:
+        events = cluster.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=InferenceDeployment"
+        ).items
+        return [e for e in events if e.reason == "PlanChanged"] or None
+
+    assert decision["summary"] in wait_for(plan_event, "a PlanChanged event", 30)[0].message
 
 
 def test_hand_edited_child_is_restored_and_delete_removes_children(

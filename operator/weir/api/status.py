@@ -68,6 +68,26 @@ class Decision(Resource):
     acted: bool = Field(default=False, description="False in recommend mode or when held.")
 
 
+class SpillPolicyStatus(Resource):
+    """The spill policy the router applies until the next plan (also in its ConfigMap)."""
+
+    concurrency_limit_by_pool: dict[str, int] = Field(
+        default_factory=dict, description="In-flight requests per replica, by pool, count."
+    )
+    hosted_enabled: bool = Field(default=False, description="May overflow go hosted?")
+    max_hosted_share: float = Field(default=0, ge=0, le=1, description="Hosted share cap, 0..1.")
+    max_hosted_dollars_per_hour: float = Field(
+        default=0, ge=0, description="Hosted spend cap, US dollars per hour."
+    )
+    max_local_prefill_tokens: float | None = Field(
+        default=None, ge=0, description="Longer prompts go hosted when allowed, tokens."
+    )
+    max_waiting: int = Field(default=0, ge=0, description="Requests that may queue locally.")
+    draining_pods: list[str] = Field(
+        default_factory=list, description="Engine pods that get no new requests (spot notice)."
+    )
+
+
 class InferenceDeploymentStatus(Resource):
     """Observed state, live economics and the last decision."""
 
@@ -89,6 +109,22 @@ class InferenceDeploymentStatus(Resource):
     )
     hosted_dollars_per_hour: float | None = Field(
         default=None, ge=0, description="Hosted spend rate, US dollars per hour."
+    )
+    spend_dollars_per_hour: float | None = Field(
+        default=None, ge=0, description="GPU plus hosted spend rate over the window, $ per hour."
+    )
+    planned_replicas: dict[str, int] = Field(
+        default_factory=dict,
+        description="Replicas per pool the last plan wants (recommend mode "
+        "shows them without applying), count.",
+    )
+    planner_state: str | None = Field(
+        default=None,
+        description="The planner's memory (demand samples, stabilisation window) "
+        "as JSON, so a restarted operator plans as if it never stopped.",
+    )
+    spill_policy: SpillPolicyStatus | None = Field(
+        default=None, description="What the router applies until the next plan."
     )
     last_decision: Decision | None = Field(default=None, description="The last plan and why.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")

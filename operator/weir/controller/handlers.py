@@ -15,15 +15,21 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client, config
+from prometheus_client import start_http_server
 
-from weir.controller.apply import Applier, ApplyError
+from weir.api import load_profiles
+from weir.controller.apply import FIELD_MANAGER, Applier, ApplyError
 from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, ChildSettings
+from weir.controller.control import Decision
+from weir.controller.loop import LoopContext, MetricsCache, step
+from weir.controller.opmetrics import OperatorMetrics
 from weir.controller.reconcile import Outcome, reconcile
 from weir.controller.settings import OperatorSettings
+from weir.metrics.source import PrometheusSource
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
 
@@ -47,6 +53,21 @@ class _Runtime:
             engine_cpu=settings.engine_cpu,
             engine_memory=settings.engine_memory,
         )
+        source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
+        self.loop = LoopContext(
+            api=self.api,
+            applier=self.applier,
+            children=self.children,
+            profiles=load_profiles(settings.profiles_dir),
+            metrics=MetricsCache(source, settings.metrics_refresh_s),
+            exported=OperatorMetrics(),
+        )
+        if settings.metrics_port:
+            start_http_server(
+                settings.metrics_port,
+                addr=settings.metrics_host,
+                registry=self.loop.exported.registry,
+            )
 
 
 def _runtime(memo: kopf.Memo) -> _Runtime:
@@ -95,7 +116,7 @@ def _write(outcome: Outcome, patch: kopf.Patch, body: kopf.Body) -> None:
     if outcome.problem:
         kopf.warn(body, reason="InvalidReference", message=outcome.problem)
     elif outcome.result and outcome.result.pruned:
-        kopf.info(body, reason="Pruned", message=", ".join(outcome.result.pruned))
+        kopf.event(body, type="Normal", reason="Pruned", message=", ".join(outcome.result.pruned))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -113,7 +134,8 @@ def _owner_of(labels: dict[str, str], namespace: str | None) -> tuple[str, str] 
     return (namespace, name) if name and namespace else None
 
 
-async def _reconcile_named(namespace: str, name: str, memo: kopf.Memo) -> None:
+async def _reapply_named(namespace: str, name: str, memo: kopf.Memo) -> None:
+    """Re-apply the children of one owner; status is left to its control loop."""
     runtime = _runtime(memo)
     custom = client.CustomObjectsApi(runtime.api)
     try:
@@ -124,16 +146,16 @@ async def _reconcile_named(namespace: str, name: str, memo: kopf.Memo) -> None:
         if exc.status == 404:
             return  # the owner is gone; the garbage collector removes its children
         raise kopf.TemporaryError(f"read {namespace}/{name}: {exc.reason}", delay=2) from exc
-    outcome = await _reconcile_body(dict(body) if isinstance(body, dict) else {}, memo)
-    await asyncio.to_thread(
-        custom.patch_namespaced_custom_object_status,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        name,
-        {"status": outcome.status},
-    )
+    await _reconcile_body(dict(body) if isinstance(body, dict) else {}, memo)
+
+
+def _changed_by_us(body: kopf.Body) -> bool:
+    """Whether the latest write to a child was weir's own apply (nothing to restore)."""
+    entries = body.get("metadata", {}).get("managedFields") or []
+    if not entries:
+        return False
+    latest = max(entries, key=lambda e: str(e.get("time", "")))
+    return bool(latest.get("manager") == FIELD_MANAGER)
 
 
 _CHILD_FILTER = {DEPLOYMENT_LABEL: kopf.PRESENT, COMPONENT_LABEL: kopf.PRESENT}
@@ -146,43 +168,54 @@ _CHILD_FILTER = {DEPLOYMENT_LABEL: kopf.PRESENT, COMPONENT_LABEL: kopf.PRESENT}
 @kopf.on.update("v1", "configmaps", labels=_CHILD_FILTER, field="data")
 @kopf.on.delete("v1", "configmaps", labels=_CHILD_FILTER, optional=True)
 async def child_changed(
-    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+    body: kopf.Body,
+    labels: kopf.Labels,
+    namespace: str | None,
+    memo: kopf.Memo,
+    reason: str,
+    **_: Any,
 ) -> None:
-    """A child was edited or deleted by someone: put it back (apply is a no-op if it is ours)."""
+    """A child was edited or deleted by someone else: put it back at once."""
     owner = _owner_of(dict(labels), namespace)
-    if owner:
-        await _reconcile_named(owner[0], owner[1], memo)
+    if owner and (reason == "delete" or not _changed_by_us(body)):
+        await _reapply_named(owner[0], owner[1], memo)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, initial_delay=1.0, cancellation_timeout=10.0)
 async def control_loop(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    """One loop per InferenceDeployment, at the period its spec sets: converge and observe."""
+    """One loop per InferenceDeployment, at the period its spec sets."""
     if not namespace or not name:
         return
-    while not stopped:
-        period = await _control_step(namespace, name, memo)
-        await stopped.wait(period)
+    try:
+        while not stopped:
+            period = await _control_step(namespace, name, memo)
+            await stopped.wait(period)
+    finally:
+        if stopped:
+            _runtime(memo).loop.exported.forget(namespace, name)
 
 
 async def _control_step(namespace: str, name: str, memo: kopf.Memo) -> float:
-    """Reconcile from current state and refresh the observed part of status; the next delay."""
+    """Decide, converge, write status and events; the delay until the next step."""
     runtime = _runtime(memo)
+    ctx = runtime.loop
     custom = client.CustomObjectsApi(runtime.api)
+    retry = runtime.settings.reconcile_retry_s
     try:
         body = await asyncio.to_thread(
             custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
         )
     except client.exceptions.ApiException:
-        return runtime.settings.reconcile_retry_s
+        return retry
     if not isinstance(body, dict):
-        return runtime.settings.reconcile_retry_s
+        return retry
     period = float(((body.get("spec") or {}).get("control") or {}).get("periodSeconds", 15.0))
+    now_s = float(ctx.clock())
+    snapshot = await ctx.metrics.get(now_s)
     try:
-        outcome = await asyncio.to_thread(
-            reconcile, runtime.api, runtime.applier, body, _now(), runtime.children
-        )
+        status, decision = await asyncio.to_thread(step, ctx, body, snapshot, now_s)
         await asyncio.to_thread(
             custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -190,11 +223,32 @@ async def _control_step(namespace: str, name: str, memo: kopf.Memo) -> float:
             namespace,
             PLURAL,
             name,
-            {"status": outcome.status},
+            {"status": status},
         )
     except (ApplyError, client.exceptions.ApiException) as exc:
         logging.getLogger(__name__).warning(
             "control step of %s/%s failed: %s", namespace, name, exc
         )
-        return min(period, runtime.settings.reconcile_retry_s)
+        return min(period, retry)
+    _post_events(body, status, decision)
     return period
+
+
+def _post_events(raw: dict[str, Any], status: dict[str, Any], decision: Decision | str) -> None:
+    """An event on each change of plan, and on each decision not to act a person would ask about."""
+    body = kopf.Body(cast(kopf.RawBody, raw))
+    before: dict[str, Any] = raw.get("status") or {}
+    old = (before.get("lastDecision") or {}).get("summary")
+    if isinstance(decision, str):
+        old_degraded: dict[str, Any] = next(
+            (c for c in before.get("conditions") or [] if c.get("type") == "Degraded"), {}
+        )
+        if old_degraded.get("message") != decision:
+            kopf.warn(body, reason="NoPlan", message=decision)
+        return
+    if decision.plan.held:
+        if (before.get("lastDecision") or {}).get("acted", True):
+            kopf.warn(body, reason="PlanHeld", message="; ".join(decision.plan.reasons))
+    elif decision.summary != old:
+        verb = "PlanChanged" if status["lastDecision"]["acted"] else "PlanRecommended"
+        kopf.event(body, type="Normal", reason=verb, message=decision.summary)

@@ -39,15 +39,20 @@ class Outcome:
     problem: str | None
 
 
+def clamp(spec: InferenceDeploymentSpec, wanted: dict[str, int]) -> dict[str, int]:
+    """Replicas per pool within the spec's bounds (a pool not given gets its minimum)."""
+    return {
+        b.pool: max(b.min_replicas, min(b.max_replicas, wanted.get(b.pool, b.min_replicas)))
+        for b in spec.pools
+    }
+
+
 def planned_replicas(spec: InferenceDeploymentSpec, status: dict[str, Any]) -> dict[str, int]:
     """Replicas per pool: the last plan in status, clamped to the spec's bounds."""
     planned = {p.get("pool"): p.get("desiredReplicas") for p in status.get("pools") or []}
-    replicas = {}
-    for binding in spec.pools:
-        value = planned.get(binding.pool)
-        wanted = value if isinstance(value, int) else binding.min_replicas
-        replicas[binding.pool] = max(binding.min_replicas, min(binding.max_replicas, wanted))
-    return replicas
+    return clamp(
+        spec, {k: v for k, v in planned.items() if isinstance(k, str) and isinstance(v, int)}
+    )
 
 
 def observed_status(inputs: Inputs, result: ApplyResult) -> dict[str, Any]:
@@ -87,6 +92,7 @@ def reconcile(
     body: dict[str, Any],
     now: str,
     settings: ChildSettings,
+    replicas: dict[str, int] | None = None,
     router_policy: dict[str, Any] | None = None,
 ) -> Outcome:
     """Apply the children of one InferenceDeployment and say what its status should be."""
@@ -98,8 +104,9 @@ def reconcile(
         spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
         pools = read_pools(api, spec)
         hosted = read_hosted(api, owner.namespace, spec)
-        replicas = planned_replicas(spec, status)
-        inputs = Inputs(owner, spec, pools, hosted, replicas, router_policy or {}, settings)
+        replicas = clamp(spec, replicas) if replicas is not None else planned_replicas(spec, status)
+        policy = router_policy if router_policy is not None else status.get("spillPolicy") or {}
+        inputs = Inputs(owner, spec, pools, hosted, replicas, policy, settings)
         manifests = desired_children(inputs)
     except (InvalidReferenceError, ValidationError) as exc:
         message = (

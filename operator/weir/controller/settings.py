@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,19 @@ class OperatorSettings(BaseSettings):
     )
     metrics_host: str = Field(
         default="127.0.0.1", description="Address of the operator's /metrics."
+    )
+    profiles_dir: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parents[3] / "engines" / "profiles",
+        description="Folder of engine profiles (*.yaml) the planner reads.",
+    )
+    metrics_window_s: float = Field(
+        default=120.0, gt=0, le=3600, description="Sliding window of the PromQL rates, seconds."
+    )
+    metrics_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="A snapshot is shared by every deployment for this long, seconds.",
     )
     reconcile_retry_s: float = Field(
         default=5.0, gt=0, description="Delay before retrying a temporary failure, seconds."

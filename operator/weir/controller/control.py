@@ -1,0 +1,266 @@
+"""One control decision: metrics in, the planner's plan out, translated for the cluster.
+
+This module is the seam between the I/O world and the pure planner: it
+turns a metrics snapshot and the observed replicas into the planner's
+Snapshot, calls `weir.planner.optimise.plan` (the same function the simulator
+calls), and turns the Plan into what the operator writes: replicas per pool,
+the router's spill policy, status fields, conditions and events. It does no
+I/O and reads no clock (time is an argument), so it is unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from weir.api import CapacityPoolSpec, EngineProfile, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.metrics.source import DeploymentMetrics, MetricsSnapshot
+from weir.planner.forecast import DemandSample
+from weir.planner.optimise import plan as make_plan
+from weir.planner.types import (
+    MixBucket,
+    Plan,
+    PlannerState,
+    PlanningError,
+    PlanningSpec,
+    PoolObservation,
+    Snapshot,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the operator does with one plan."""
+
+    plan: Plan
+    replicas: dict[str, int]
+    router_policy: dict[str, Any]
+    status: dict[str, Any]
+    conditions: tuple[tuple[str, bool, str, str], ...]  # (type, status, reason, message)
+    summary: str
+
+
+def _gpu_family(text: str) -> str:
+    found = re.search(r"([A-Z]+\d{2,4}[A-Z]?)", text.upper().replace("NVIDIA", ""))
+    return found.group(1) if found else text.upper()
+
+
+def _model_key(text: str) -> str:
+    return text.lower().rsplit("/", 1)[-1]
+
+
+def match_profiles(
+    spec: InferenceDeploymentSpec,
+    pools: Mapping[str, CapacityPoolSpec],
+    profiles: Mapping[str, EngineProfile],
+) -> dict[str, EngineProfile]:
+    """The engine profile of each pool: same model, GPU family, precision and TP."""
+    matched = {}
+    for binding in spec.pools:
+        pool = pools[binding.pool]
+        candidates = [
+            p
+            for p in profiles.values()
+            if _model_key(p.model) == _model_key(spec.model.name)
+            and _gpu_family(p.gpu) == _gpu_family(pool.gpu_type)
+            and p.precision.lower() == spec.model.precision.lower()
+            and p.tensor_parallel == spec.model.tensor_parallel
+        ]
+        if not candidates:
+            raise PlanningError(
+                f"no engine profile for {spec.model.name} {spec.model.precision} "
+                f"TP{spec.model.tensor_parallel} on {pool.gpu_type} (pool {binding.pool}); "
+                "add one under engines/profiles (weir profile measures it)"
+            )
+        matched[binding.pool] = candidates[0]
+    return matched
+
+
+def planner_snapshot(
+    snapshot: MetricsSnapshot, metrics: DeploymentMetrics, observed: Mapping[str, PoolObservation]
+) -> Snapshot:
+    """The planner's view: rates over the window, a one-bucket prompt mix, replicas now.
+
+    The router exports totals, not a prompt-length histogram, so the mix is
+    one bucket at twice the mean prompt: coarse, but never empty when
+    requests arrived.
+    """
+    window = snapshot.window_s
+    rate = metrics.requests_per_s or 0.0
+    uncached = metrics.input_tokens_per_s or 0.0
+    cached = metrics.cached_input_tokens_per_s or 0.0
+    output = metrics.output_tokens_per_s or 0.0
+    mix: tuple[MixBucket, ...] = ()
+    if rate > 0:
+        mean_prefill = uncached / rate
+        mix = (
+            MixBucket(
+                prefill_tokens_le=max(1.0, 2.0 * mean_prefill),
+                requests=rate * window,
+                input_tokens=(uncached + cached) * window,
+                prefill_tokens=uncached * window,
+                output_tokens=output * window,
+            ),
+        )
+    total_input = uncached + cached
+    return Snapshot(
+        observed_at_s=snapshot.taken_at_s,
+        window_s=window,
+        arrival_rate_rps=rate,
+        output_tokens_per_s=output,
+        mix=mix,
+        pools=dict(observed),
+        hosted_cached_fraction=cached / total_input if total_input > 0 else 0.0,
+        healthy=snapshot.healthy,
+    )
+
+
+def router_policy(plan: Plan) -> dict[str, Any]:
+    """The spill policy in the router's policy file format (camelCase, like the CRDs)."""
+    spill = plan.spill
+    prefill = spill.max_local_prefill_tokens
+    return {
+        "concurrencyLimitByPool": dict(spill.concurrency_limit_by_pool),
+        "hostedEnabled": spill.hosted_enabled,
+        "maxHostedShare": spill.max_hosted_share,
+        "maxHostedDollarsPerHour": spill.max_hosted_dollars_per_hour,
+        "maxLocalPrefillTokens": prefill if math.isfinite(prefill) else None,
+        "maxWaiting": spill.max_waiting,
+    }
+
+
+def summarise(plan: Plan) -> str:
+    fleet = ", ".join(f"{pool}={n}" for pool, n in sorted(plan.replicas.items()))
+    spill = (
+        f"spill up to {plan.spill.max_hosted_share:.0%}"
+        if plan.spill.hosted_enabled
+        else "no spill"
+    )
+    return f"{fleet}; {spill}; predicted ${plan.predicted_dollars_per_million_useful:.2f}/M useful"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _alternatives(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "description": alt.describe(),
+            "dollarsPerMillionUsefulTokens": _finite(alt.dollars_per_million_useful),
+            "usefulTokenFraction": min(1.0, max(0.0, alt.useful_fraction)),
+            "chosen": dict(alt.replicas) == dict(plan.replicas),
+        }
+        for alt in plan.alternatives
+    ]
+
+
+def decide(
+    spec: InferenceDeploymentSpec,
+    pools: Mapping[str, CapacityPoolSpec],
+    hosted: HostedEndpointSpec | None,
+    profiles: Mapping[str, EngineProfile],
+    snapshot: MetricsSnapshot,
+    metrics: DeploymentMetrics,
+    observed: Mapping[str, PoolObservation],
+    state: PlannerState | None,
+    now_s: float,
+    now_text: str,
+) -> Decision:
+    """Plan, then say what to apply and what to write."""
+    planning = PlanningSpec(spec, dict(pools), hosted)
+    view = planner_snapshot(snapshot, metrics, observed) if snapshot.healthy else None
+    plan = make_plan(view, planning, match_profiles(spec, pools, profiles), state, now_s)
+    enforce = spec.control.mode == "enforce"
+    current = {pool: obs.total for pool, obs in observed.items()}
+    replicas = dict(plan.replicas) if enforce else current
+    summary = summarise(plan)
+    stale = snapshot.age_s(now_s) > spec.control.stale_after_seconds
+    metrics_ok = snapshot.healthy and not stale
+    why_metrics = (
+        "Prometheus answered"
+        if metrics_ok
+        else snapshot.error or f"metrics are {snapshot.age_s(now_s):.0f}s old"
+    )
+    share = metrics.hosted_share or 0.0
+    spend = metrics.dollars_per_hour
+    budget = spec.cost.budget_dollars_per_hour
+    conditions = (
+        (
+            "MetricsAvailable",
+            metrics_ok,
+            "QueriesAnswered" if metrics_ok else "MetricsUnavailable",
+            why_metrics,
+        ),
+        (
+            "Spilling",
+            share > 0,
+            "HostedShare" if share > 0 else "LocalOnly",
+            f"{share:.0%} of requests went hosted over the window",
+        ),
+        (
+            "BudgetLimited",
+            plan.predicted_dollars_per_hour >= 0.98 * budget,
+            "AtBudget" if plan.predicted_dollars_per_hour >= 0.98 * budget else "WithinBudget",
+            f"planned ${plan.predicted_dollars_per_hour:.2f}/h of ${budget:.2f}/h",
+        ),
+        (
+            "Degraded",
+            plan.held,
+            "PlanHeld" if plan.held else "Planning",
+            "; ".join(plan.reasons) if plan.held else "planning on fresh metrics",
+        ),
+    )
+    status = {
+        "hostedShare": metrics.hosted_share,
+        "dollarsPerMillionUsefulTokens": metrics.dollars_per_million_useful_tokens,
+        "usefulTokenFraction": metrics.useful_token_fraction,
+        "hostedDollarsPerHour": (
+            None if metrics.hosted_dollars_per_s is None else metrics.hosted_dollars_per_s * 3600
+        ),
+        "spendDollarsPerHour": spend,
+        "lastDecision": {
+            "time": now_text,
+            "summary": summary,
+            "reasons": list(plan.reasons),
+            "alternatives": _alternatives(plan),
+            "acted": enforce and not plan.held,
+        },
+        "plannedReplicas": dict(plan.replicas),
+        "plannerState": encode_state(plan.state),
+    }
+    return Decision(plan, replicas, router_policy(plan), status, conditions, summary)
+
+
+def encode_state(state: PlannerState) -> str:
+    """The planner's memory as JSON for status (the last plan is not kept: it is in status)."""
+    return json.dumps(
+        {
+            "samples": [asdict(s) for s in state.samples],
+            "recommendations": [[at, list(map(list, recs))] for at, recs in state.recommendations],
+            "lastMix": [asdict(b) for b in state.last_mix],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_state(text: str | None) -> PlannerState | None:
+    """Back from status after a restart; anything unreadable starts afresh."""
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+        return PlannerState(
+            samples=tuple(DemandSample(**s) for s in raw["samples"]),
+            recommendations=tuple(
+                (float(at), tuple((str(p), int(n)) for p, n in recs))
+                for at, recs in raw["recommendations"]
+            ),
+            last_mix=tuple(MixBucket(**b) for b in raw["lastMix"]),
+        )
+    except (ValueError, KeyError, TypeError, PlanningError):
+        return None

@@ -1,0 +1,97 @@
+"""The operator's own metrics: the number it optimises, where Prometheus and Grafana look.
+
+`weir_gpu_spend_dollars_per_hour` is also an input: averaged over the window
+by PromQL it is the GPU side of the live $ per useful token (idle and warming
+replicas included), so the operator must be scraped with `honor_labels` (its
+`namespace` label names the deployment's namespace, not the operator's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+_LABELS = ["namespace", "weir_dev_deployment"]
+
+
+class OperatorMetrics:
+    """Gauges per InferenceDeployment, on a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.cost = Gauge(
+            "weir_dollars_per_million_useful_tokens",
+            "Live US dollars per million useful tokens over the window.",
+            _LABELS,
+            registry=r,
+        )
+        self.useful = Gauge(
+            "weir_useful_token_fraction",
+            "Generated tokens that were useful, over the window, 0..1.",
+            _LABELS,
+            registry=r,
+        )
+        self.hosted_share = Gauge(
+            "weir_hosted_request_share",
+            "Share of requests sent hosted over the window, 0..1.",
+            _LABELS,
+            registry=r,
+        )
+        self.planned = Gauge(
+            "weir_planned_replicas",
+            "Replicas the last plan wants, by pool.",
+            [*_LABELS, "pool"],
+            registry=r,
+        )
+        self.replicas = Gauge(
+            "weir_replicas",
+            "Engine replicas that exist, by pool.",
+            [*_LABELS, "pool", "capacity_type"],
+            registry=r,
+        )
+        self.gpu_spend = Gauge(
+            "weir_gpu_spend_dollars_per_hour",
+            "GPU spend rate of the replicas that exist, US dollars per hour.",
+            [*_LABELS, "pool"],
+            registry=r,
+        )
+        self.held = Gauge(
+            "weir_plan_held", "1 when the last plan was held (stale metrics).", _LABELS, registry=r
+        )
+
+    def observe(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        key = (namespace, name)
+        for gauge, field in (
+            (self.cost, "dollarsPerMillionUsefulTokens"),
+            (self.useful, "usefulTokenFraction"),
+            (self.hosted_share, "hostedShare"),
+        ):
+            value = status.get(field)
+            if isinstance(value, int | float):
+                gauge.labels(*key).set(value)
+        for pool, count in (status.get("plannedReplicas") or {}).items():
+            self.planned.labels(*key, pool).set(count)
+        for row in status.get("pools") or []:
+            self.replicas.labels(*key, row["pool"], row["capacityType"]).set(row["replicas"])
+            self.gpu_spend.labels(*key, row["pool"]).set(row["dollarsPerHour"])
+        decision = status.get("lastDecision") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        if decision:
+            self.held.labels(*key).set(1 if conditions.get("Degraded") == "True" else 0)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a deleted deployment."""
+        for gauge in (
+            self.cost,
+            self.useful,
+            self.hosted_share,
+            self.held,
+            self.planned,
+            self.replicas,
+            self.gpu_spend,
+        ):
+            for labels in list(gauge._metrics):
+                if labels[:2] == (namespace, name):
+                    gauge.remove(*labels)
