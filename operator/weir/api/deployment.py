@@ -61,16 +61,19 @@ class ControlSettings(Resource):
 
     period_seconds: float = Field(default=15.0, ge=1, le=3600, description="Control period, s.")
     scale_down_stabilisation_seconds: float = Field(
-        default=300.0,
+        default=120.0,
         ge=0,
         le=86400,
-        description="A pool shrinks only to the largest count planned over this window, s.",
+        description=(
+            "A pool shrinks only to the largest count planned over this window, s (shorter "
+            "than the HPA's 300 s: the hosted tier absorbs an early scale-down)."
+        ),
     )
     max_scale_up_per_step: int = Field(
         default=8, ge=1, le=1000, description="Most replicas added per pool per period, count."
     )
     max_scale_down_per_step: int = Field(
-        default=2, ge=1, le=1000, description="Most replicas removed per pool per period, count."
+        default=4, ge=1, le=1000, description="Most replicas removed per pool per period, count."
     )
     stale_after_seconds: float = Field(
         default=90.0, gt=0, le=86400, description="Metrics older than this are stale, s."
