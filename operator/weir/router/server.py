@@ -25,7 +25,8 @@ from weir.router.backends import Discovery
 from weir.router.config import PolicyFile, RouterPolicy, RouterSettings
 from weir.router.errors import ConfigError
 from weir.router.proxy import Router
-from weir.router.upstream import HttpxUpstream, Upstream
+from weir.router.rawhttp import RawUpstream
+from weir.router.upstream import HttpxUpstream, SchemeUpstream, Upstream
 
 log = logging.getLogger("weir.router")
 _STARTUP_TIMEOUT_S = 20.0
@@ -58,10 +59,12 @@ async def _watch_policy(router: Router, policy_file: PolicyFile, poll_s: float) 
 def build_router(
     settings: RouterSettings, policy: RouterPolicy, upstream: Upstream | None = None
 ) -> Router:
-    """A router with the default upstream client (pooled httpx)."""
-    client = upstream or HttpxUpstream(
-        connect_timeout_s=settings.connect_timeout_s, idle_timeout_s=settings.idle_timeout_s
-    )
+    """A router with the default upstream clients (raw http for pods, httpx for https)."""
+    timeouts = {
+        "connect_timeout_s": settings.connect_timeout_s,
+        "idle_timeout_s": settings.idle_timeout_s,
+    }
+    client = upstream or SchemeUpstream(RawUpstream(**timeouts), HttpxUpstream(**timeouts))
     return Router(settings, policy, client, clock=time.monotonic)
 
 
@@ -91,6 +94,7 @@ def _config(router: Router, **extra: object) -> uvicorn.Config:
         access_log=False,
         lifespan="off",
         http="httptools",
+        proxy_headers=False,
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=1,

@@ -51,7 +51,7 @@ def parse_usage(obj: object) -> Usage | None:
 
 
 def _has_usage(segment: bytes) -> bool:
-    return b'"usage"' in segment and any(mark in segment for mark in _USAGE_MARKS)
+    return _USAGE_MARKS[0] in segment or _USAGE_MARKS[1] in segment
 
 
 class StreamScanner:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 _HEAD_SSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -109,9 +109,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -208,3 +206,24 @@ async def started_standin(
         server.close()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 1.0)
+
+
+async def _serve_forever(settings: StandinSettings, port: int) -> None:  # pragma: no cover
+    async with started_standin(settings, port=port) as srv:
+        print(f"PORT {srv.url.rsplit(':', 1)[1]}", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:  # pragma: no cover - a subprocess of the benchmark
+    """`python -m weir.router.standin [PORT [DELAY_MS [TOKENS]]]`: serve until killed."""
+    import sys
+
+    import uvloop
+
+    args = [*sys.argv[1:], "0", "0", "64"][:3]
+    settings = StandinSettings(tokens=int(args[2]), delay_s=float(args[1]) / 1000)
+    uvloop.run(_serve_forever(settings, int(args[0])))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -102,3 +102,18 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class SchemeUpstream:
+    """Plain-http upstreams (engine pods) on the lean client, https (hosted) on httpx."""
+
+    def __init__(self, plain: Upstream, tls: Upstream) -> None:
+        self.plain, self.tls = plain, tls
+
+    async def open(self, url: str, body: bytes, headers: Headers) -> UpstreamResponse:
+        client = self.plain if url.startswith("http://") else self.tls
+        return await client.open(url, body, headers)
+
+    async def aclose(self) -> None:
+        await self.plain.aclose()
+        await self.tls.aclose()
