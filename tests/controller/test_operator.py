@@ -133,7 +133,7 @@ def test_create_places_engines_on_their_pools_with_owner_references(
     assert [r.uid for r in spot.metadata.owner_references] == [owner_uid]
     tolerations = spot.spec.template.spec.tolerations
     assert any(t.key == SPOT_TAINT["key"] for t in tolerations)
-    for kind, name in (("service", "llm"), ("service", "llm-engine"), ("config_map", "llm-router")):
+    for kind, name in (("service", "llm"), ("service", spot_name), ("config_map", "llm-router")):
         read = getattr(cluster.core, f"read_namespaced_{kind}")
         assert read(name, namespace).metadata.owner_references[0].uid == owner_uid
 
@@ -173,11 +173,10 @@ def test_hand_edited_child_is_restored_and_delete_removes_children(
         "the hand edit to be undone",
         30,
     )
-    cluster.core.delete_namespaced_service("llm-engine", namespace)
+    cluster.core.delete_namespaced_service(name, namespace)
     wait_for(
         lambda: any(
-            s.metadata.name == "llm-engine"
-            for s in cluster.core.list_namespaced_service(namespace).items
+            s.metadata.name == name for s in cluster.core.list_namespaced_service(namespace).items
         ),
         "the deleted Service to come back",
         30,

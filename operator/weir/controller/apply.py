@@ -27,6 +27,9 @@ PRUNABLE = (
     ("v1", "Service"),
     ("v1", "ConfigMap"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 )
 
 

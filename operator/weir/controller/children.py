@@ -105,7 +105,7 @@ def engine_name(owner: str, pool: str) -> str:
     return dns_name(owner, pool)
 
 
-def engine_service_name(owner: str) -> str:
+def engine_pdb_name(owner: str) -> str:
     return dns_name(owner, "engine")
 
 
@@ -191,23 +191,34 @@ def engine_children(inputs: Inputs) -> list[dict[str, Any]]:
     return children
 
 
-def engine_service(owner: Owner) -> dict[str, Any]:
-    return _owned(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": engine_service_name(owner.name),
-                "labels": _labels(owner, "engine"),
-            },
-            "spec": {
-                "selector": {DEPLOYMENT_LABEL: owner.name, COMPONENT_LABEL: "engine"},
-                "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": HTTP_PORT}],
-                "publishNotReadyAddresses": False,
-            },
-        },
-        owner,
-    )
+def engine_services(inputs: Inputs) -> list[dict[str, Any]]:
+    """One Service per pool: the router learns an endpoint's pool from its Service."""
+    owner = inputs.owner
+    services = []
+    for binding in inputs.spec.pools:
+        services.append(
+            _owned(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": engine_name(owner.name, binding.pool),
+                        "labels": _labels(owner, "engine", **{POOL_LABEL: binding.pool}),
+                    },
+                    "spec": {
+                        "selector": {
+                            DEPLOYMENT_LABEL: owner.name,
+                            COMPONENT_LABEL: "engine",
+                            POOL_LABEL: binding.pool,
+                        },
+                        "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": HTTP_PORT}],
+                        "publishNotReadyAddresses": False,
+                    },
+                },
+                owner,
+            )
+        )
+    return services
 
 
 def engine_pdb(owner: Owner) -> dict[str, Any]:
@@ -216,7 +227,7 @@ def engine_pdb(owner: Owner) -> dict[str, Any]:
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
             "metadata": {
-                "name": engine_service_name(owner.name),
+                "name": engine_pdb_name(owner.name),
                 "labels": _labels(owner, "engine"),
             },
             "spec": {
@@ -230,35 +241,90 @@ def engine_pdb(owner: Owner) -> dict[str, Any]:
     )
 
 
-def router_config(inputs: Inputs) -> dict[str, Any]:
-    """What the router reads from its ConfigMap: where engines are, the hosted side, the policy."""
-    owner, spec = inputs.owner, inputs.spec
-    config: dict[str, Any] = {
-        "model": spec.model.name,
-        "namespace": owner.namespace,
-        "engineService": engine_service_name(owner.name),
-        "slo": spec.slo.model_dump(by_alias=True),
-        "policy": inputs.router_policy,
-    }
-    if spec.hosted is not None and inputs.hosted is not None:
-        config["hosted"] = {
-            "endpoint": spec.hosted.endpoint,
-            "spec": inputs.hosted.model_dump(by_alias=True, exclude={"secret_ref"}),
-            "apiKeyFile": f"{HOSTED_KEY_DIR}/api-key" if inputs.hosted.secret_ref else None,
-        }
-    return config
+def router_policy_file(inputs: Inputs) -> dict[str, Any]:
+    """The router's policy file (weir.router.config.RouterPolicy, camelCase): the plan's
+    spill policy plus the SLO and the hosted endpoint's spec (never its key)."""
+    policy = {k: v for k, v in inputs.router_policy.items() if k != "drainingPods"}
+    policy["slo"] = inputs.spec.slo.model_dump(by_alias=True)
+    if inputs.spec.hosted is not None and inputs.hosted is not None:
+        policy["hosted"] = inputs.hosted.model_dump(by_alias=True, exclude={"secret_ref"})
+    else:
+        policy["hostedEnabled"] = False
+    return policy
+
+
+def router_rbac(owner: Owner, name: str) -> list[dict[str, Any]]:
+    """The router reads the EndpointSlices of its namespace, nothing else."""
+    labels = _labels(owner, "router")
+    return [
+        _owned(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "labels": labels},
+            },
+            owner,
+        ),
+        _owned(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": name, "labels": labels},
+                "rules": [
+                    {
+                        "apiGroups": ["discovery.k8s.io"],
+                        "resources": ["endpointslices"],
+                        "verbs": ["get", "list", "watch"],
+                    }
+                ],
+            },
+            owner,
+        ),
+        _owned(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "labels": labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}
+                ],
+            },
+            owner,
+        ),
+    ]
+
+
+def router_args(inputs: Inputs) -> list[str]:
+    """`weir router` flags: discovery of each pool's Service, the policy file, the key file."""
+    owner = inputs.owner
+    args = [
+        "router",
+        f"--model={inputs.spec.model.name}",
+        "--host=0.0.0.0",
+        f"--port={ROUTER_PORT}",
+        f"--discover-namespace={owner.namespace}",
+        *(
+            f"--discover-service={b.pool}={engine_name(owner.name, b.pool)}"
+            for b in inputs.spec.pools
+        ),
+        f"--policy-file={ROUTER_CONFIG_DIR}/policy.json",
+    ]
+    if inputs.hosted is not None and inputs.hosted.secret_ref is not None:
+        args.append(f"--hosted-key-file={HOSTED_KEY_DIR}/api-key")
+    return [*args, *inputs.settings.extra_router_args]
 
 
 def router_children(inputs: Inputs) -> list[dict[str, Any]]:
     owner = inputs.owner
     name = router_name(owner.name)
     labels = _labels(owner, "router")
-    config_text = json.dumps(router_config(inputs), sort_keys=True, indent=1)
+    policy_text = json.dumps(router_policy_file(inputs), sort_keys=True, indent=1)
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": name, "labels": labels},
-        "data": {"router.json": config_text},
+        "data": {"policy.json": policy_text},
     }
     volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}}]
     mounts: list[dict[str, Any]] = [
@@ -280,13 +346,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
     container = {
         "name": "router",
         "image": inputs.settings.router_image,
-        "args": [
-            "router",
-            f"--config={ROUTER_CONFIG_DIR}/router.json",
-            "--host=0.0.0.0",
-            f"--port={ROUTER_PORT}",
-            *inputs.settings.extra_router_args,
-        ],
+        "args": router_args(inputs),
         "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": ROUTER_PORT}},
@@ -310,7 +370,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
                     },
                 },
                 "spec": {
-                    "serviceAccountName": "default",
+                    "serviceAccountName": name,
                     "automountServiceAccountToken": True,
                     "containers": [container],
                     "volumes": volumes,
@@ -328,7 +388,12 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
             "ports": [{"name": "http", "port": 80, "targetPort": ROUTER_PORT}],
         },
     }
-    return [_owned(configmap, owner), _owned(deployment, owner), _owned(service, owner)]
+    return [
+        *router_rbac(owner, name),
+        _owned(configmap, owner),
+        _owned(deployment, owner),
+        _owned(service, owner),
+    ]
 
 
 def desired_children(inputs: Inputs) -> list[dict[str, Any]]:
@@ -336,7 +401,7 @@ def desired_children(inputs: Inputs) -> list[dict[str, Any]]:
     check_references(inputs)
     return [
         *engine_children(inputs),
-        engine_service(inputs.owner),
+        *engine_services(inputs),
         engine_pdb(inputs.owner),
         *router_children(inputs),
     ]

@@ -1,0 +1,105 @@
+"""The children of an InferenceDeployment, computed without a cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.controller.children import (
+    Inputs,
+    InvalidReferenceError,
+    Owner,
+    desired_children,
+    dns_name,
+)
+from weir.router.config import RouterPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = [d for d in yaml.safe_load_all((REPO / "examples" / "llama-3.1-8b.yaml").read_text()) if d]
+SPEC = InferenceDeploymentSpec.model_validate(
+    next(d for d in DOCS if d["kind"] == "InferenceDeployment")["spec"]
+)
+POOLS = {
+    d["metadata"]["name"]: CapacityPoolSpec.model_validate(d["spec"])
+    for d in DOCS
+    if d["kind"] == "CapacityPool"
+}
+HOSTED = HostedEndpointSpec.model_validate(
+    next(d for d in DOCS if d["kind"] == "HostedEndpoint")["spec"]
+)
+OWNER = Owner("llama-8b", "serving", "uid-1")
+POLICY = {
+    "concurrencyLimitByPool": {"h100-spot": 16},
+    "hostedEnabled": True,
+    "maxHostedShare": 0.3,
+    "maxHostedDollarsPerHour": 10.0,
+    "maxWaiting": 64,
+}
+
+
+def children(**changes) -> dict[tuple[str, str], dict]:
+    inputs = Inputs(OWNER, SPEC, POOLS, HOSTED, {"h100-on-demand": 2, "h100-spot": 3}, POLICY)
+    for key, value in changes.items():
+        inputs = Inputs(**{**inputs.__dict__, key: value})
+    return {(c["kind"], c["metadata"]["name"]): c for c in desired_children(inputs)}
+
+
+def test_one_engine_deployment_and_service_per_pool_placed_on_the_pool():
+    objs = children()
+    spot = objs[("Deployment", "llama-8b-h100-spot")]
+    pod = spot["spec"]["template"]["spec"]
+    assert spot["spec"]["replicas"] == 3
+    assert pod["nodeSelector"] == {"weir.dev/pool": "h100-spot"}
+    assert pod["tolerations"][0]["key"] == "weir.dev/capacity-type"
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    service = objs[("Service", "llama-8b-h100-spot")]
+    assert service["spec"]["selector"]["weir.dev/pool"] == "h100-spot"
+    for obj in objs.values():
+        assert obj["metadata"]["namespace"] == "serving"
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_router_discovers_each_pool_and_reads_a_policy_it_accepts():
+    objs = children()
+    container = objs[("Deployment", "llama-8b-router")]["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert "--discover-service=h100-spot=llama-8b-h100-spot" in args
+    assert "--discover-service=h100-on-demand=llama-8b-h100-on-demand" in args
+    assert "--hosted-key-file=/etc/weir/hosted/api-key" in args
+    text = objs[("ConfigMap", "llama-8b-router")]["data"]["policy.json"]
+    policy = RouterPolicy.model_validate(json.loads(text))
+    assert policy.max_hosted_share == 0.3 and policy.concurrency_limit_by_pool == {"h100-spot": 16}
+    assert "hosted-llm-key" not in text and "replace-me" not in text  # only the Secret's name
+    volumes = objs[("Deployment", "llama-8b-router")]["spec"]["template"]["spec"]["volumes"]
+    secret = next(v for v in volumes if "secret" in v)["secret"]
+    assert secret["secretName"] == "hosted-llm-key"
+    role = objs[("Role", "llama-8b-router")]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+
+
+def test_replicas_default_to_the_pool_minimum():
+    objs = children(replicas={})
+    assert objs[("Deployment", "llama-8b-h100-on-demand")]["spec"]["replicas"] == 1
+    assert objs[("Deployment", "llama-8b-h100-spot")]["spec"]["replicas"] == 0
+
+
+def test_missing_references_touch_nothing_and_say_what_is_missing():
+    with pytest.raises(InvalidReferenceError, match="CapacityPool h100-spot not found"):
+        children(pools={"h100-on-demand": POOLS["h100-on-demand"]})
+    with pytest.raises(InvalidReferenceError, match="HostedEndpoint hosted-llama not found"):
+        children(hosted=None)
+
+
+def test_long_names_stay_valid_and_distinct():
+    a, b = dns_name("x" * 70, "spot"), dns_name("x" * 70, "od")
+    assert len(a) <= 63 and len(b) <= 63 and a != b
