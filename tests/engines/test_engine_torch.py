@@ -121,12 +121,19 @@ async def test_full_queue_answers_503_and_limits_are_400() -> None:
 
 
 async def test_quick_profile_saturates_at_the_batch_limit() -> None:
-    """Throughput rises with concurrency up to max_batch; past it only TTFT grows."""
-    settings = TINY.model_copy(update={"max_batch": 2})
-    sweep = Sweep(concurrency=(1, 2, 4), shapes=((32, 24),), requests_per_level=6)
+    """Throughput rises with concurrency up to max_batch; past it only TTFT grows.
+
+    Other work on the machine only ever slows a level down, so each level's best
+    of two sweeps is compared (the usual defence of benchmarks against noise).
+    """
+    # Deeper still: a ~5 ms step dwarfs the ~0.5 ms of HTTP work per streamed token.
+    settings = TINY.model_copy(update={"max_batch": 2, "layers": 32})
+    sweep = Sweep(concurrency=(1, 2, 4), shapes=((32, 64),), requests_per_level=8)
+    target = ProfileTarget(model="weir/reference")
     async with started_server(TorchEngine(settings), SERVER) as srv:
-        measured = await profile_endpoint(srv.url, ProfileTarget(model="weir/reference"), sweep)
-    by_c = {p.concurrency: p for p in measured.points}
-    assert by_c[2].output_tokens_per_s > 1.3 * by_c[1].output_tokens_per_s
-    assert by_c[4].output_tokens_per_s < 1.3 * by_c[2].output_tokens_per_s
-    assert by_c[4].ttft_p50_s > 2 * by_c[2].ttft_p50_s
+        runs = [await profile_endpoint(srv.url, target, sweep) for _ in range(2)]
+    tps = {c: max(r.points[i].output_tokens_per_s for r in runs) for i, c in enumerate((1, 2, 4))}
+    ttft = {c: min(r.points[i].ttft_p50_s for r in runs) for i, c in enumerate((1, 2, 4))}
+    assert tps[2] > 1.3 * tps[1], tps
+    assert tps[4] < 1.5 * tps[2], tps
+    assert ttft[4] > 3 * ttft[2], ttft
