@@ -61,19 +61,23 @@ async def test_two_concurrent_requests_finish_sooner_than_in_sequence(
     reference: RunningEngine,
 ) -> None:
     body = {"prompt": "x" * 32, "max_tokens": 150, "ignore_eos": True}
+    sequential, concurrent = [], []  # best of two: other work only ever slows a run down
     async with httpx.AsyncClient(base_url=reference.url, timeout=60) as client:
         await client.post("/v1/completions", json={**body, "max_tokens": 5})  # warm-up
-        start = time.perf_counter()
         for _ in range(2):
-            assert (await client.post("/v1/completions", json=body)).status_code == 200
-        sequential = time.perf_counter() - start
-        start = time.perf_counter()
-        answers = await asyncio.gather(*(client.post("/v1/completions", json=body) for _ in "ab"))
-        concurrent = time.perf_counter() - start
+            start = time.perf_counter()
+            for _ in range(2):
+                assert (await client.post("/v1/completions", json=body)).status_code == 200
+            sequential.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            answers = await asyncio.gather(
+                *(client.post("/v1/completions", json=body) for _ in "ab")
+            )
+            concurrent.append(time.perf_counter() - start)
     assert all(a.status_code == 200 for a in answers)
     engine = reference.engine
     assert isinstance(engine, TorchEngine) and engine.peak_batch >= 2
-    assert concurrent < 0.8 * sequential, (concurrent, sequential)
+    assert min(concurrent) < 0.8 * min(sequential), (concurrent, sequential)
 
 
 async def test_requests_join_and_leave_the_running_batch(reference: RunningEngine) -> None:
