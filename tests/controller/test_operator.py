@@ -2,96 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from support.operator import GROUP, VERSION, custom, get_deployment, install_crds, operator_process
+from support.operator import GROUP, VERSION, create, custom, deployment, get_deployment
 from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
 from weir.cluster.wait import wait_for
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory) -> Iterator[Path]:
-    install_crds(cluster.api)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with operator_process(cluster.settings.kubeconfig, log, "--standalone"):
-        yield log
-
-
-def pools(prefix: str) -> list[dict[str, Any]]:
-    base = {"gpuType": "NVIDIA-H100-80GB-HBM3", "gpusPerReplica": 1, "coldStartSeconds": 300}
-    return [
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "CapacityPool",
-            "metadata": {"name": f"{prefix}-od"},
-            "spec": {
-                **base,
-                "dollarsPerGpuHour": 3.9,
-                "capacityType": "on-demand",
-                "nodeSelector": {"weir.dev/pool": "h100-on-demand"},
-            },
-        },
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "CapacityPool",
-            "metadata": {"name": f"{prefix}-spot"},
-            "spec": {
-                **base,
-                "dollarsPerGpuHour": 2.0,
-                "capacityType": "spot",
-                "interruptionsPerInstanceMonth": 0.15,
-                "interruptionNoticeSeconds": 120,
-                "nodeSelector": {"weir.dev/pool": "h100-spot"},
-                "tolerations": [{**SPOT_TAINT, "operator": "Equal"}],
-            },
-        },
-    ]
-
-
-def deployment(prefix: str, name: str = "llm") -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "precision": "fp8"},
-            "slo": {"ttftSeconds": 1.5, "itlSeconds": 0.06},
-            "cost": {"budgetDollarsPerHour": 50},
-            "pools": [
-                {"pool": f"{prefix}-od", "minReplicas": 1, "maxReplicas": 3},
-                {"pool": f"{prefix}-spot", "minReplicas": 2, "maxReplicas": 4},
-            ],
-            "control": {"periodSeconds": 2, "staleAfterSeconds": 30},
-        },
-    }
-
-
-@pytest.fixture
-def capacity_pools(cluster, namespace) -> Iterator[str]:
-    api = custom(cluster.api)
-    for pool in pools(namespace):
-        api.create_cluster_custom_object(GROUP, VERSION, "capacitypools", pool)
-    yield namespace
-    for pool in pools(namespace):
-        try:
-            api.delete_cluster_custom_object(
-                GROUP, VERSION, "capacitypools", pool["metadata"]["name"]
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-
-def create(cluster, namespace: str, body: dict[str, Any]) -> None:
-    custom(cluster.api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "inferencedeployments", body
-    )
 
 
 def engine(cluster, namespace: str, name: str) -> client.V1Deployment | None:

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from weir.api.crd import crd_manifest
 from weir.api.resources import DEFINITIONS
+from weir.cluster.pools import SPOT_TAINT
 from weir.cluster.wait import wait_for
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
@@ -83,3 +84,58 @@ def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str
         GROUP, VERSION, namespace, "inferencedeployments", name
     )
     return body
+
+
+def pools(prefix: str) -> list[dict[str, Any]]:
+    base = {"gpuType": "NVIDIA-H100-80GB-HBM3", "gpusPerReplica": 1, "coldStartSeconds": 300}
+    return [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CapacityPool",
+            "metadata": {"name": f"{prefix}-od"},
+            "spec": {
+                **base,
+                "dollarsPerGpuHour": 3.9,
+                "capacityType": "on-demand",
+                "nodeSelector": {"weir.dev/pool": "h100-on-demand"},
+            },
+        },
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CapacityPool",
+            "metadata": {"name": f"{prefix}-spot"},
+            "spec": {
+                **base,
+                "dollarsPerGpuHour": 2.0,
+                "capacityType": "spot",
+                "interruptionsPerInstanceMonth": 0.15,
+                "interruptionNoticeSeconds": 120,
+                "nodeSelector": {"weir.dev/pool": "h100-spot"},
+                "tolerations": [{**SPOT_TAINT, "operator": "Equal"}],
+            },
+        },
+    ]
+
+
+def deployment(prefix: str, name: str = "llm") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "meta-llama/Llama-3.1-8B-Instruct", "precision": "fp8"},
+            "slo": {"ttftSeconds": 1.5, "itlSeconds": 0.06},
+            "cost": {"budgetDollarsPerHour": 50},
+            "pools": [
+                {"pool": f"{prefix}-od", "minReplicas": 1, "maxReplicas": 3},
+                {"pool": f"{prefix}-spot", "minReplicas": 2, "maxReplicas": 4},
+            ],
+            "control": {"periodSeconds": 2, "staleAfterSeconds": 30},
+        },
+    }
+
+
+def create(cluster, namespace: str, body: dict[str, Any]) -> None:
+    custom(cluster.api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencedeployments", body
+    )

@@ -29,6 +29,7 @@ from weir.controller.loop import LoopContext, MetricsCache, step
 from weir.controller.opmetrics import OperatorMetrics
 from weir.controller.reconcile import Outcome, reconcile
 from weir.controller.settings import OperatorSettings
+from weir.controller.spot import drain_node, reclaim_reason
 from weir.metrics.source import PrometheusSource
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
@@ -61,6 +62,7 @@ class _Runtime:
             profiles=load_profiles(settings.profiles_dir),
             metrics=MetricsCache(source, settings.metrics_refresh_s),
             exported=OperatorMetrics(),
+            spot_condition_s=settings.spot_condition_s,
         )
         if settings.metrics_port:
             start_http_server(
@@ -252,3 +254,36 @@ def _post_events(raw: dict[str, Any], status: dict[str, Any], decision: Decision
     elif decision.summary != old:
         verb = "PlanChanged" if status["lastDecision"]["acted"] else "PlanRecommended"
         kopf.event(body, type="Normal", reason=verb, message=decision.summary)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A node being reclaimed: drain weir's engine pods on it now, not at the next period."""
+    runtime = _runtime(memo)
+    if event.get("type") == "DELETED":
+        why: str | None = "node deleted"
+    else:
+        why = reclaim_reason(body, runtime.settings.reclaim_taints)
+    if why is None:
+        return
+    node = str(body.get("metadata", {}).get("name", ""))
+    drained = await asyncio.to_thread(drain_node, runtime.api, node)
+    custom = client.CustomObjectsApi(runtime.api)
+    for item in drained:
+        message = f"node {node} ({why}): moved traffic off {', '.join(item.pods)}; replacing them"
+        runtime.loop.interruptions[(item.namespace, item.deployment)] = (
+            float(runtime.loop.clock()),
+            message,
+        )
+        try:
+            owner = await asyncio.to_thread(
+                custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                item.namespace,
+                PLURAL,
+                item.deployment,
+            )
+        except client.exceptions.ApiException:
+            continue
+        kopf.warn(kopf.Body(cast(kopf.RawBody, owner)), reason="SpotInterruption", message=message)

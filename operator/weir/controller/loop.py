@@ -73,6 +73,9 @@ class LoopContext:
     metrics: MetricsCache
     exported: OperatorMetrics
     states: dict[str, PlannerState] = field(default_factory=dict)
+    # (namespace, deployment) -> (when, what) of the last spot drain
+    interruptions: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    spot_condition_s: float = 600.0
     clock: Any = time.time
 
 
@@ -155,5 +158,17 @@ def step(
         outcome = reconcile(ctx.api, ctx.applier, body, now_text(now_s), ctx.children)
     generation = body["metadata"].get("generation")
     status = _merge(outcome, decision, now_text(now_s), generation)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    when, what = ctx.interruptions.get(key, (-1e18, ""))
+    recent = now_s - when < ctx.spot_condition_s
+    status["conditions"] = set_condition(
+        status["conditions"],
+        "SpotInterrupted",
+        recent,
+        "SpotReclaimed" if recent else "NoInterruption",
+        what if recent else f"no spot interruption in the last {ctx.spot_condition_s:.0f}s",
+        now_text(now_s),
+        generation,
+    )
     ctx.exported.observe(body["metadata"]["namespace"], body["metadata"]["name"], status)
     return status, decision

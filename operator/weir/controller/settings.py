@@ -43,6 +43,21 @@ class OperatorSettings(BaseSettings):
         le=600,
         description="A snapshot is shared by every deployment for this long, seconds.",
     )
+    reclaim_taints: list[str] = Field(
+        default_factory=lambda: [
+            "weir.dev/reclaim",
+            "aws-node-termination-handler/spot-itn",
+            "aws-node-termination-handler/rebalance-recommendation",
+            "cloud.google.com/impending-node-termination",
+            "karpenter.sh/disrupted",
+            "ToBeDeletedByClusterAutoscaler",
+            "node.kubernetes.io/out-of-service",
+        ],
+        description="Taint keys that mean a node is being reclaimed (JSON list in the variable).",
+    )
+    spot_condition_s: float = Field(
+        default=600.0, gt=0, description="SpotInterrupted stays True this long after a drain, s."
+    )
     reconcile_retry_s: float = Field(
         default=5.0, gt=0, description="Delay before retrying a temporary failure, seconds."
     )
