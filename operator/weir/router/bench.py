@@ -24,7 +24,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from weir.router.bench_targets import Started, target, upstream
+from weir.router.bench_targets import BENCH_TOKEN, Started, pinned, target, upstream
 from weir.router.errors import ConfigError
 
 _BODY = {
@@ -56,8 +56,9 @@ def measure(
         "concurrency": concurrency,
         "warmup_s": warmup_s,
         "duration_s": duration_s,
+        "token": BENCH_TOKEN,
     }
-    cmd = ["taskset", "-c", cpu, sys.executable, "-m", "weir.router.loadgen", json.dumps(args)]
+    cmd = pinned(cpu, [sys.executable, "-m", "weir.router.loadgen", json.dumps(args)])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     cpu0 = cpu1 = 0.0

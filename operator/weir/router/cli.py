@@ -9,6 +9,7 @@ never appear on a command line, in the environment or in logs.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -120,6 +121,7 @@ def router(**opts: object) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     live = build_router(settings, policy)
+    _tune_gc()
     uvloop.run(
         serve(
             live,
@@ -130,6 +132,20 @@ def router(**opts: object) -> None:
             port=int(str(opts["port"])),
         )
     )
+
+
+def _tune_gc() -> None:
+    """Keep collector pauses out of the streams' latency.
+
+    Everything alive at startup (modules, classes, settings) is moved out of
+    the collector's reach, and young collections run ten times less often:
+    a full collection over the startup heap otherwise shows up as tens of
+    milliseconds in the TTFT p99 of whichever requests it lands on.
+    """
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0 * 10, gen1, gen2)
 
 
 def _load(

@@ -68,11 +68,13 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-def request_bytes(host: str, port: int, path: str, body: dict[str, object]) -> bytes:
+def request_bytes(
+    host: str, port: int, path: str, body: dict[str, object], token: str = "bench"
+) -> bytes:
     data = json.dumps(body).encode()
     head = (
         f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer bench\r\ncontent-length: {len(data)}\r\n\r\n"
+        f"authorization: Bearer {token}\r\ncontent-length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
 
@@ -121,9 +123,10 @@ async def run_load(
     warmup_s: float,
     duration_s: float,
     timeout_s: float = 30.0,
+    token: str = "bench",
 ) -> LoadResult:
     """Drive `concurrency` closed-loop streams; measure only after the warm-up."""
-    payload = request_bytes(host, port, path, body)
+    payload = request_bytes(host, port, path, body, token)
     result = LoadResult()
     now = time.perf_counter()
     until = [now + warmup_s, now + warmup_s + duration_s]
