@@ -21,6 +21,7 @@ from weir.router.backends import Endpoint, StaticDiscovery
 from weir.router.config import PolicyFile, RouterPolicy, RouterSettings
 from weir.router.server import RunningRouter, build_router, started_router
 from weir.router.standin import RunningStandin, StandinSettings, started_standin
+from weir.router.upstream import Upstream
 
 MODEL = "test/tiny-model"
 PROFILE = Path(__file__).parents[1] / "engines" / "data" / "small-profile.yaml"
@@ -74,9 +75,12 @@ async def router(
     *,
     settings: RouterSettings | None = None,
     policy_file: Path | None = None,
+    upstream: Upstream | None = None,
 ) -> AsyncIterator[tuple[RunningRouter, StaticDiscovery]]:
     discovery = StaticDiscovery(endpoints)
-    live = build_router(settings or RouterSettings(model_name=MODEL), policy or RouterPolicy())
+    live = build_router(
+        settings or RouterSettings(model_name=MODEL), policy or RouterPolicy(), upstream
+    )
     pf = PolicyFile(policy_file) if policy_file is not None else None
     async with started_router(live, discovery, policy_file=pf) as running:
         yield running, discovery

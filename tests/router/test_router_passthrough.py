@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from router.helpers import (
     chat,
@@ -17,14 +18,23 @@ from router.helpers import (
     standin,
 )
 from weir.router.config import RouterPolicy
+from weir.router.rawhttp import RawUpstream
 from weir.router.standin import usage_event
+from weir.router.upstream import HttpxUpstream, Upstream
 
 
-async def test_stream_byte_exact_when_usage_asked() -> None:
+def _client(kind: str) -> Upstream:
+    """The lean client (engine pods) or httpx (https hosted endpoints): same bytes out."""
+    timeouts = {"connect_timeout_s": 2.0, "idle_timeout_s": 5.0}
+    return RawUpstream(**timeouts) if kind == "raw" else HttpxUpstream(**timeouts)
+
+
+@pytest.mark.parametrize("client_kind", ["raw", "httpx"])
+async def test_stream_byte_exact_when_usage_asked(client_kind: str) -> None:
     body = chat(max_tokens=16, stream=True, stream_options={"include_usage": True})
     async with standin() as up, httpx.AsyncClient(timeout=10) as client:
         direct = await client.post(up.url + "/v1/chat/completions", json=body)
-        async with router(local_endpoints(up.url)) as (rt, _):
+        async with router(local_endpoints(up.url), upstream=_client(client_kind)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=body)
             text = await scrape(client, rt.url)
     assert via.status_code == 200
@@ -50,11 +60,12 @@ async def test_stream_usage_chunk_stripped_when_not_asked() -> None:
     assert metric(text, "weir_router_tokens_total", kind="output") == 16
 
 
-async def test_non_streaming_byte_exact() -> None:
+@pytest.mark.parametrize("client_kind", ["raw", "httpx"])
+async def test_non_streaming_byte_exact(client_kind: str) -> None:
     body = chat(max_tokens=5)
     async with standin() as up, httpx.AsyncClient(timeout=10) as client:
         direct = await client.post(up.url + "/v1/chat/completions", json=body)
-        async with router(local_endpoints(up.url)) as (rt, _):
+        async with router(local_endpoints(up.url), upstream=_client(client_kind)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=body)
             text = await scrape(client, rt.url)
     assert via.status_code == 200

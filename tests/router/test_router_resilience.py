@@ -128,6 +128,23 @@ async def test_first_token_timeout_answers_504() -> None:
     assert metric(text, "weir_router_requests_total", outcome="timeout") == 1
 
 
+async def test_idle_timeout_mid_stream_ends_with_an_error_event() -> None:
+    settings = RouterSettings(model_name=MODEL, idle_timeout_s=0.2)
+    async with (
+        standin(stall_after=3) as stalled,
+        httpx.AsyncClient(timeout=10) as client,
+        router(local_endpoints(stalled.url), settings=settings) as (rt, _),
+    ):
+        resp = await client.post(rt.url + "/v1/chat/completions", json=chat(stream=True))
+        text = await scrape(client, rt.url)
+        await wait_until(lambda: stalled.stats.disconnected == 1, "the stalled upstream dropped")
+    assert resp.status_code == 200  # the head was out before the stall
+    last = resp.content.rstrip().rsplit(b"\n\n", 1)[-1]
+    assert b"idle timeout" in last
+    assert metric(text, "weir_router_requests_total", outcome="timeout") == 1
+    assert metric(text, "weir_router_wasted_tokens_total", reason="timeout") == 3
+
+
 async def test_duplicates_count_as_waste() -> None:
     async with (
         engine() as eng,

@@ -89,6 +89,7 @@ class StandinSettings:
     ttft_s: float = 0.0
     fail_status: int | None = None
     cut_after: int | None = None
+    stall_after: int | None = None
     prompt_tokens: int = 10
 
 
@@ -174,6 +175,8 @@ class _Conn(asyncio.Protocol):
             if s.cut_after is not None and i == s.cut_after:
                 t.close()
                 return
+            if s.stall_after is not None and i == s.stall_after:
+                await asyncio.sleep(3600)
             if i and s.delay_s:
                 await asyncio.sleep(s.delay_s)
             if self.closed:
