@@ -171,6 +171,42 @@ def upstream(delay_ms: float, cpu: str, workdir: Path) -> Iterator[Started]:
         yield started
 
 
+Launch = tuple[list[str], str, dict[str, str] | None]  # command, readiness path, extra env
+
+
+def _nginx(upstream_port: int, port: int, workdir: Path, binary: str | None) -> Launch:
+    ndir = workdir / "nginx"
+    ndir.mkdir(exist_ok=True)
+    conf = ndir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
+    found = binary or shutil.which("nginx") or "/usr/sbin/nginx"
+    return (
+        [found, "-p", str(ndir), "-c", str(conf), "-e", str(ndir / "error.log")],
+        "/v1/models",
+        None,
+    )
+
+
+def _weir(upstream_port: int, port: int, workdir: Path) -> Launch:
+    policy = workdir / "weir-policy.json"
+    policy.write_text(json.dumps({"defaultConcurrencyLimit": 100000, "maxWaiting": 100000}))
+    cmd = [sys.executable, "-c", "from weir.cli import main; main()", "router"]
+    cmd += ["--model", "bench-model", "--backend", f"http://127.0.0.1:{upstream_port}"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--policy-file", str(policy)]
+    return [*cmd, "--log-level", "warning"], "/healthz", None
+
+
+def _litellm(upstream_port: int, port: int, workdir: Path, binary: str | None) -> Launch:
+    conf = workdir / "litellm.yaml"
+    conf.write_text(LITELLM_CONF.format(upstream=upstream_port, token=BENCH_TOKEN))
+    found = binary or shutil.which("litellm")
+    if found is None:
+        raise ConfigError("litellm is not installed: pip install 'weir[bench]' or --litellm PATH")
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    cmd = [found, "--config", str(conf), "--host", "127.0.0.1", "--port", str(port)]
+    return cmd, "/health/liveliness", env
+
+
 @contextlib.contextmanager
 def target(
     name: str, upstream_port: int, cpu: str, workdir: Path, litellm: str | None, nginx: str | None
@@ -180,64 +216,13 @@ def target(
         yield None
         return
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     if name == "nginx":
-        ndir = workdir / "nginx"
-        ndir.mkdir(exist_ok=True)
-        (ndir / "nginx.conf").write_text(
-            NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port)
-        )
-        binary = nginx or shutil.which("nginx") or "/usr/sbin/nginx"
-        cmd = [
-            binary,
-            "-p",
-            str(ndir),
-            "-c",
-            str(ndir / "nginx.conf"),
-            "-e",
-            str(ndir / "error.log"),
-        ]
-        ready = base + "/v1/models"
-        env: dict[str, str] | None = None
+        cmd, ready, env = _nginx(upstream_port, port, workdir, nginx)
     elif name == "weir":
-        policy = workdir / "weir-policy.json"
-        policy.write_text(json.dumps({"defaultConcurrencyLimit": 100000, "maxWaiting": 100000}))
-        cmd = [
-            sys.executable,
-            "-c",
-            "from weir.cli import main; main()",
-            "router",
-            "--model",
-            "bench-model",
-            "--backend",
-            f"http://127.0.0.1:{upstream_port}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--policy-file",
-            str(policy),
-            "--log-level",
-            "warning",
-        ]
-        ready, env = base + "/healthz", None
+        cmd, ready, env = _weir(upstream_port, port, workdir)
     elif name == "litellm":
-        conf = workdir / "litellm.yaml"
-        conf.write_text(LITELLM_CONF.format(upstream=upstream_port, token=BENCH_TOKEN))
-        found = litellm or shutil.which("litellm")
-        if found is None:
-            raise ConfigError(
-                "litellm is not installed: pip install 'weir[bench]' or --litellm PATH"
-            )
-        cmd = [found, "--config", str(conf), "--host", "127.0.0.1", "--port", str(port)]
-        ready = base + "/health/liveliness"
-        env = {
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "LITELLM_LOG": "ERROR",
-            "LITELLM_TELEMETRY": "False",
-            "NO_DOCS": "True",
-        }
+        cmd, ready, env = _litellm(upstream_port, port, workdir, litellm)
     else:
         raise ConfigError(f"unknown target {name!r}")
-    with running(name, cmd, cpu, ready, port, workdir, env) as started:
+    with running(name, cmd, cpu, f"http://127.0.0.1:{port}{ready}", port, workdir, env) as started:
         yield started

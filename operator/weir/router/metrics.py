@@ -75,6 +75,11 @@ class RouterMetrics:
             buckets=_ITL_BUCKETS,
             registry=r,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._state_metrics(r)
+
+    def _state_metrics(self, r: CollectorRegistry) -> None:
+        """Gauges and the decision counters (the per-request ones are above)."""
         self.in_flight = Gauge(
             "weir_router_in_flight_requests", "Requests being served.", ["backend"], registry=r
         )
@@ -107,7 +112,6 @@ class RouterMetrics:
         self.reloads = Counter(
             "weir_router_policy_reloads", "Policy file reloads by result.", ["result"], registry=r
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
