@@ -75,6 +75,24 @@ def test_judge_useful_late_and_reasons() -> None:
     assert cut.waste == "cancelled" and cut.output_tokens == 3 and cut.input_tokens == 99
 
 
+def test_judge_non_streaming_is_due_when_its_last_token_would_be() -> None:
+    usage = Usage(10, 11, 0, True)  # due at 0.5 + 10 x 0.1 = 1.5 s
+    kwargs = {
+        "outcome": "completed",
+        "duplicate": False,
+        "started_at": 0.0,
+        "usage": usage,
+        "counted_tokens": 0,
+        "prompt_bound": 0,
+        "ttft_target_s": 0.5,
+        "itl_target_s": 0.1,
+        "streamed": False,
+    }
+    assert judge(first_token_at=1.4, last_token_at=1.4, **kwargs).useful  # type: ignore[arg-type]
+    late = judge(first_token_at=1.6, last_token_at=1.6, **kwargs)  # type: ignore[arg-type]
+    assert late.waste == "late"
+
+
 def test_duplicate_tracker_window() -> None:
     dupes = DuplicateTracker(window_s=10)
     assert not dupes.seen_before("a", 0.0)

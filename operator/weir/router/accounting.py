@@ -52,26 +52,46 @@ def judge(
     prompt_bound: int,
     ttft_target_s: float,
     itl_target_s: float,
+    streamed: bool = True,
 ) -> Verdict:
-    """Classify one request (pure; times are from one monotonic clock)."""
+    """Classify one request (pure; times are from one monotonic clock).
+
+    A non-streaming answer arrives whole, so it has no pace of its own: it is
+    on time when it arrived by the time its last token was due under the SLO,
+    TTFT target + ITL target x (tokens - 1).
+    """
     if usage is not None and usage.reported:
         output, prompt, cached = usage.completion_tokens, usage.prompt_tokens, usage.cached_tokens
     else:
         output, prompt, cached = counted_tokens, prompt_bound, 0
     ttft = None if first_token_at is None else max(first_token_at - started_at, 0.0)
     itl = None
-    if first_token_at is not None and last_token_at is not None and output > 1:
+    if streamed and first_token_at is not None and last_token_at is not None and output > 1:
         itl = max(last_token_at - first_token_at, 0.0) / (output - 1)
     waste: Waste
     if outcome != "completed":
         waste = outcome
     elif duplicate:
         waste = "duplicate"
-    elif (ttft is not None and ttft > ttft_target_s) or (itl is not None and itl > itl_target_s):
+    elif _late(ttft, itl, output, ttft_target_s, itl_target_s, streamed):
         waste = "late"
     else:
         waste = "useful"
     return Verdict(outcome, waste, ttft, itl, prompt, cached, output)
+
+
+def _late(
+    ttft: float | None,
+    itl: float | None,
+    output: int,
+    ttft_target: float,
+    itl_target: float,
+    streamed: bool,
+) -> bool:
+    if not streamed:
+        due = ttft_target + itl_target * max(output - 1, 0)
+        return ttft is not None and ttft > due
+    return (ttft is not None and ttft > ttft_target) or (itl is not None and itl > itl_target)
 
 
 class DuplicateTracker:

@@ -329,6 +329,7 @@ class Router:
             counted_tokens=attempt.counted_tokens,
             prompt_bound=request.prompt_bound if attempt.response_started else 0,
             ttft_target_s=slo.ttft_seconds,
+            streamed=request.stream,
             itl_target_s=slo.itl_seconds,
         )
         self.metrics.finished(backend_label, verdict)
