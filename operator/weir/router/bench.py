@@ -61,13 +61,13 @@ def measure(
     cmd = pinned(cpu, [sys.executable, "-m", "weir.router.loadgen", json.dumps(args)])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    cpu0 = cpu1 = 0.0
+    cpu0 = cpu1 = up0 = up1 = 0.0
     result: dict[str, Any] = {}
     for line in proc.stdout:
-        if line.startswith("WINDOW START") and proxy is not None:
-            cpu0 = proxy.cpu_s()
-        elif line.startswith("WINDOW END") and proxy is not None:
-            cpu1 = proxy.cpu_s()
+        if line.startswith("WINDOW START"):
+            cpu0, up0 = proxy.cpu_s() if proxy is not None else 0.0, up.cpu_s()
+        elif line.startswith("WINDOW END"):
+            cpu1, up1 = proxy.cpu_s() if proxy is not None else 0.0, up.cpu_s()
         elif line.startswith("{"):
             result = json.loads(line)
     if proc.wait() != 0 or not result:
@@ -90,6 +90,7 @@ def measure(
         "rss_mb": round(proxy.rss_mb(), 1) if proxy is not None else None,
         "errors": result["errors"],
         "loadgen_cpu_fraction": round(result["cpu_s"] / wall, 3),
+        "upstream_cpu_fraction": round((up1 - up0) / duration_s, 3),
         "error_samples": result["error_samples"],
     }
 
@@ -171,6 +172,33 @@ def checks(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def markdown(runs: list[dict[str, Any]], found: list[dict[str, Any]]) -> str:
+    """The runs and checks as Markdown tables (for REPORT.md)."""
+    cols = (
+        "target",
+        "concurrency",
+        "token_delay_ms",
+        "requests_per_s",
+        "ttft_p50_ms",
+        "ttft_p99_ms",
+        "added_ttft_p50_ms",
+        "added_ttft_p99_ms",
+        "proxy_cpu_ms_per_request",
+        "rss_mb",
+        "errors",
+        "loadgen_cpu_fraction",
+        "upstream_cpu_fraction",
+    )
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for run in runs:
+        lines.append(
+            "| " + " | ".join("-" if run.get(c) is None else str(run[c]) for c in cols) + " |"
+        )
+    lines += ["", "| check | measured | target |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {c['value']} | {c['target']} |" for c in found]
+    return "\n".join(lines) + "\n"
+
+
 def _table(runs: list[dict[str, Any]], found: list[dict[str, Any]]) -> None:
     console = Console()
     table = Table(title="weir bench router")
@@ -187,6 +215,7 @@ def _table(runs: list[dict[str, Any]], found: list[dict[str, Any]]) -> None:
         "rss_mb",
         "errors",
         "loadgen_cpu_fraction",
+        "upstream_cpu_fraction",
     )
     for col in cols:
         table.add_column(col.replace("_", " "), justify="right")
@@ -263,4 +292,5 @@ def bench_router(
         else None,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(runs, found))
     _table(runs, found)
