@@ -141,3 +141,30 @@ async def test_quick_profile_saturates_at_the_batch_limit() -> None:
     assert tps[2] > 1.3 * tps[1], tps
     assert tps[4] < 1.5 * tps[2], tps
     assert ttft[4] > 3 * ttft[2], ttft
+
+
+def test_chunked_prefill_and_batched_decode_compute_what_one_pass_computes() -> None:
+    import torch
+
+    from weir.engines.torch_backend import model
+
+    shape = model.ModelShape(layers=2, width=32, heads=2, max_seq_len=64, slots=3)
+    weights = model.init_weights(shape, torch.device("cpu"), seed=3)
+    prompt = torch.tensor([5, 80, 81, 82, 10, 33, 34, 35, 36, 120])
+    with torch.inference_mode():
+        whole = model.empty_cache(shape, torch.device("cpu"))
+        expected = model.prefill(weights, whole, shape, 0, prompt)
+        chunked = model.empty_cache(shape, torch.device("cpu"))
+        for start, end in ((0, 4), (4, 7), (7, 10)):
+            got = model.prefill(weights, chunked, shape, 1, prompt[start:end], start)
+        assert torch.allclose(got, expected, atol=1e-5)
+        short = torch.tensor([7, 8, 9])
+        model.prefill(weights, chunked, shape, 2, short)
+        batched = model.decode(
+            weights, chunked, shape,
+            torch.tensor([1, 2]), torch.tensor([65, 66]), torch.tensor([10, 3]),
+        )  # fmt: skip
+        alone = model.decode(
+            weights, whole, shape, torch.tensor([0]), torch.tensor([65]), torch.tensor([10])
+        )
+    assert torch.allclose(batched[0], alone[0], atol=1e-5)

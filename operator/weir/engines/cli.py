@@ -46,6 +46,7 @@ class _EngineOptions:
     heads: int
     device: str
     threads: int | None
+    prefill_chunk_tokens: int
 
 
 def _emulated(o: _EngineOptions) -> Engine:
@@ -80,6 +81,7 @@ def _torch(o: _EngineOptions) -> Engine:
         max_waiting=o.max_queue,
         device=o.device,
         threads=o.threads,
+        prefill_chunk_tokens=o.prefill_chunk_tokens,
         seed=o.seed or 0,
     )
     return TorchEngine(settings)
@@ -118,6 +120,9 @@ def _torch(o: _EngineOptions) -> Engine:
 @click.option("--heads", default=4, show_default=True, help="Torch: attention heads.")
 @click.option("--device", default="auto", show_default=True, help="Torch: cpu, cuda or auto.")
 @click.option("--threads", type=int, help="Torch: CPU threads (1 is steadiest on busy machines).")
+@click.option(
+    "--prefill-chunk-tokens", default=512, show_default=True, help="Torch: prompt tokens a step."
+)
 def engine(
     backend: str,
     host: str,

@@ -1,14 +1,15 @@
 """Continuous batching around the reference model: requests join and leave every step.
 
 One scheduler coroutine runs steps back to back while there is work. Each
-step admits waiting requests into free batch slots (prefilling their prompts
-and sampling their first token), then decodes one token for every request that
-was already running, as one batched pass. The forward passes run in a worker
-thread so the event loop keeps serving HTTP; all bookkeeping (admission,
-cancellation, finishing) happens on the loop between steps, so nothing is
-shared across threads while a step runs. A cancelled request leaves the batch
-at the next step boundary. Beyond `max_batch` running and `max_waiting` queued
-requests, `submit` refuses at once.
+step admits waiting requests into free batch slots, prefills up to
+`prefill_chunk_tokens` prompt tokens (chunked prefill, oldest request first;
+a request whose prompt is done samples its first token), then decodes one
+token for every request that already has one, as one batched pass. The
+forward passes run in a worker thread so the event loop keeps serving HTTP;
+all bookkeeping (admission, cancellation, finishing) happens on the loop
+between steps, so nothing is shared across threads while a step runs. A
+cancelled request leaves the batch at the next step boundary. Beyond
+`max_batch` running and `max_waiting` queued requests, `submit` refuses at once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class TorchSettings(BaseModel):
     heads: int = Field(default=4, ge=1)
     max_seq_len: int = Field(default=2048, ge=8, description="Prompt plus output, tokens.")
     max_batch: int = Field(default=8, ge=1, description="Running requests (batch slots).")
+    prefill_chunk_tokens: int | None = Field(
+        default=512,
+        ge=1,
+        description="Prompt tokens prefilled per step (chunked prefill); None: whole prompts.",
+    )
     max_waiting: int = Field(default=64, ge=0, description="Queued requests before 503.")
     device: str = Field(default="auto", description="cpu, cuda, or auto (cuda when present).")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")
@@ -53,6 +59,7 @@ class _Sequence:
     queue: asyncio.Queue[Token | BaseException] = field(default_factory=asyncio.Queue)
     slot: int = -1
     length: int = 0
+    prefilled: int = 0
     generated: int = 0
     last_token: int = 0
     cancelled: bool = False
@@ -151,27 +158,41 @@ class TorchEngine:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            joining = self._admit()
-            decoding = list(self._running)
-            tokens = await asyncio.to_thread(self._step, joining, decoding)
+            self._admit()
+            prefill = self._prefill_work()
+            decoding = [seq for seq in self._running if seq.generated > 0]
+            tokens = await asyncio.to_thread(self._step, prefill, decoding)
             self.steps += 1
-            self.peak_batch = max(self.peak_batch, len(joining) + len(decoding))
-            self._running.extend(joining)
-            for seq, token in zip([*joining, *decoding], tokens, strict=True):
+            self.peak_batch = max(self.peak_batch, len(prefill) + len(decoding))
+            for seq, token in tokens:
                 self._emit(seq, token)
+
+    def _prefill_work(self) -> list[tuple[_Sequence, int, int]]:
+        """(sequence, start, end) prompt spans for this step, oldest first, within budget."""
+        budget = self.settings.prefill_chunk_tokens or self.settings.max_seq_len
+        work = []
+        for seq in self._running:
+            remaining = len(seq.request.prompt_ids) - seq.prefilled
+            if remaining <= 0:
+                continue
+            if budget <= 0:
+                break
+            take = min(remaining, budget)
+            work.append((seq, seq.prefilled, seq.prefilled + take))
+            seq.prefilled += take
+            budget -= take
+        return work
 
     def _drop_cancelled(self) -> None:
         self._waiting = deque(seq for seq in self._waiting if not seq.cancelled)
         for seq in [seq for seq in self._running if seq.cancelled]:
             self._release(seq)
 
-    def _admit(self) -> list[_Sequence]:
-        joining = []
+    def _admit(self) -> None:
         while self._waiting and self._free:
             seq = self._waiting.popleft()
             seq.slot = self._free.pop()
-            joining.append(seq)
-        return joining
+            self._running.append(seq)
 
     def _release(self, seq: _Sequence) -> None:
         self._running.remove(seq)
@@ -192,31 +213,33 @@ class TorchEngine:
         if finish is not None:
             self._release(seq)
 
-    def _step(self, joining: list[_Sequence], decoding: list[_Sequence]) -> list[int]:
-        """Worker thread: prefill the joining requests, decode the running ones."""
+    def _step(
+        self, prefill: list[tuple[_Sequence, int, int]], decoding: list[_Sequence]
+    ) -> list[tuple[_Sequence, int]]:
+        """Worker thread: prefill prompt chunks, decode the running requests in one batch."""
         assert self._weights is not None and self._cache is not None
-        w, cache, shape = self._weights, self._cache, self.shape
-        logits: list[torch.Tensor] = []
+        w, cache, shape, dev = self._weights, self._cache, self.shape, self.device
+        out: list[tuple[_Sequence, int]] = []
         with torch.inference_mode():
-            for seq in joining:
-                ids = torch.tensor(seq.request.prompt_ids, device=self.device)
-                logits.append(model.prefill(w, cache, shape, seq.slot, ids))
-                seq.length = len(seq.request.prompt_ids)
+            for seq, start, end in prefill:
+                ids = torch.tensor(seq.request.prompt_ids[start:end], device=dev)
+                logits = model.prefill(w, cache, shape, seq.slot, ids, start)
+                seq.length = end
+                if end == len(seq.request.prompt_ids):  # prompt done: first token
+                    out.append((seq, self._sample(seq, logits)))
             if decoding:
                 batch = model.decode(
                     w,
                     cache,
                     shape,
-                    torch.tensor([s.slot for s in decoding], device=self.device),
-                    torch.tensor([s.last_token for s in decoding], device=self.device),
-                    torch.tensor([s.length for s in decoding], device=self.device),
+                    torch.tensor([s.slot for s in decoding], device=dev),
+                    torch.tensor([s.last_token for s in decoding], device=dev),
+                    torch.tensor([s.length for s in decoding], device=dev),
                 )
-                logits.extend(batch.unbind(0))
-                for seq in decoding:
+                for seq, logits in zip(decoding, batch.unbind(0), strict=True):
                     seq.length += 1
-            return [
-                self._sample(seq, lg) for seq, lg in zip([*joining, *decoding], logits, strict=True)
-            ]
+                    out.append((seq, self._sample(seq, logits)))
+        return out
 
     def _sample(self, seq: _Sequence, logits: torch.Tensor) -> int:
         allowed = _ALLOWED[:-1] if seq.request.ignore_eos else _ALLOWED

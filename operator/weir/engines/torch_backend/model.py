@@ -101,17 +101,26 @@ def _split_heads(x: torch.Tensor, shape: ModelShape) -> torch.Tensor:
 
 
 def prefill(
-    w: Weights, cache: KVCache, shape: ModelShape, slot: int, ids: torch.Tensor
+    w: Weights, cache: KVCache, shape: ModelShape, slot: int, ids: torch.Tensor, start: int = 0
 ) -> torch.Tensor:
-    """Run a prompt (1-D ids) through the model into `slot`; logits of its last position."""
+    """Run prompt positions [start, start + len(ids)) into `slot`; logits of the last one.
+
+    A prompt may come in chunks (chunked prefill): each chunk attends to the
+    cached keys of the chunks before it and causally within itself.
+    """
     n = ids.shape[0]
-    x = (w.embed[ids] + w.positions[:n]).unsqueeze(0)
+    end = start + n
+    x = (w.embed[ids] + w.positions[start:end]).unsqueeze(0)
+    rows = torch.arange(start, end, device=ids.device).unsqueeze(1)
+    mask = (torch.arange(end, device=ids.device).unsqueeze(0) <= rows).view(1, 1, n, end)
     for i, layer in enumerate(w.layers):
         q, k, v = (_rms_norm(x, layer.norm1) @ layer.qkv).chunk(3, dim=-1)
         q, k, v = (_split_heads(t, shape) for t in (q, k, v))
-        cache.keys[i][slot, :, :n] = k[0]
-        cache.values[i][slot, :, :n] = v[0]
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        cache.keys[i][slot, :, start:end] = k[0]
+        cache.values[i][slot, :, start:end] = v[0]
+        keys = cache.keys[i][slot, :, :end].unsqueeze(0)
+        values = cache.values[i][slot, :, :end].unsqueeze(0)
+        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         x = x + att.transpose(1, 2).reshape(1, n, shape.width) @ layer.out
         x = x + _mlp(x, layer)
     return _rms_norm(x[0, -1], w.norm) @ w.embed.T
