@@ -93,6 +93,13 @@ class ControlSettings(Resource):
             "it keeps weir from starting GPUs that barely beat the hosted price."
         ),
     )
+    attainment_feedback: bool = Field(
+        default=False,
+        description=(
+            "Trust each replica less while the replicas' measured useful fraction is below "
+            "target (AIMD on the capacity model); off by default: it buys SLO margin with GPUs."
+        ),
+    )
     mode: Literal["enforce", "recommend"] = Field(
         default="enforce", description="enforce acts; recommend only writes the plan."
     )

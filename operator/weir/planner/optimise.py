@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from weir.api.profile import EngineProfile
 from weir.planner.capacity import ReplicaCapacity, model_for
 from weir.planner.evaluate import Demand, Limits, MixSplit, Outcome, evaluate, split_mix
+from weir.planner.feedback import update_scale
 from weir.planner.forecast import DemandSample, Forecast, add_sample, forecast
 from weir.planner.stabilise import stabilise
 from weir.planner.types import (
@@ -65,7 +66,18 @@ def plan(
     )
     samples = add_sample(state.samples, sample)
     fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE)
-    ctx = _context(spec, profiles, mix, snapshot.hosted_cached_fraction, fc)
+    target = spec.deployment.slo.useful_token_target
+    scale, trust_note = state.capacity_scale, None
+    if control.attainment_feedback:
+        scale, trust_note = update_scale(
+            state.capacity_scale,
+            snapshot.local_useful_fraction,
+            snapshot.local_output_tokens,
+            target,
+            now - state.capacity_cut_at_s,
+        )
+    cut_at = now if scale < state.capacity_scale else state.capacity_cut_at_s
+    ctx = _context(spec, profiles, mix, snapshot.hosted_cached_fraction, fc, scale)
     current = _current(spec, snapshot, state)
     ladder = _ladder(spec, ctx)
     scored = [
@@ -77,9 +89,16 @@ def plan(
         spec, current, best_r, best_o, held_o, state.recommendations, now
     )
     final = evaluate(desired, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
-    reasons = (*_demand_reasons(fc, ctx), why, *notes)
+    trust = [trust_note] if trust_note else []
+    reasons = (*_demand_reasons(fc, ctx), *trust, why, *notes)
     alternatives = _alternatives(scored, best_r, current, held_o, desired, final, spec)
-    next_state = PlannerState(samples=samples, recommendations=recs, last_mix=mix)
+    next_state = PlannerState(
+        samples=samples,
+        recommendations=recs,
+        last_mix=mix,
+        capacity_scale=scale,
+        capacity_cut_at_s=cut_at,
+    )
     result = _make_plan(now, desired, final, ctx, spec, reasons, alternatives, fc, next_state)
     return result
 
@@ -167,12 +186,13 @@ def _context(
     mix: tuple[MixBucket, ...],
     cached_fraction: float,
     fc: Forecast,
+    scale: float = 1.0,
 ) -> _Context:
     slo = spec.deployment.slo
     max_prefill = max_local_prefill(spec, profiles)
     split = split_mix(mix, max_prefill, slo.percentile, spec.hosted, cached_fraction)
     capacities = {
-        b.pool: model_for(profiles[b.pool]).max_rate(split.local, slo)
+        b.pool: _trusted(model_for(profiles[b.pool]).max_rate(split.local, slo), scale)
         for b in spec.deployment.pools
     }
     burst = spec.deployment.hosted
@@ -184,6 +204,14 @@ def _context(
         budget_dollars_per_hour=spec.deployment.cost.budget_dollars_per_hour,
     )
     return _Context(split, capacities, Demand(fc.rate_rps, fc.sigma_rps), limits, max_prefill)
+
+
+def _trusted(capacity: ReplicaCapacity, scale: float) -> ReplicaCapacity:
+    """A replica's capacity as far as the attainment feedback trusts the model."""
+    if scale >= 1.0:
+        return capacity
+    limit = max(1, math.floor(capacity.concurrency_limit * scale)) if capacity.rate_rps > 0 else 0
+    return ReplicaCapacity(capacity.rate_rps * scale, limit, capacity.output_tokens_per_s * scale)
 
 
 def _current(spec: PlanningSpec, snapshot: Snapshot, state: PlannerState) -> dict[str, int]:
@@ -418,7 +446,7 @@ def _hold(
     }
     mix = state.last_mix or _DEFAULT_MIX
     fc = Forecast(0.0, 0.0, 0.0, FORECAST_QUANTILE, horizon_s(spec), 0)
-    ctx = _context(spec, profiles, mix, 0.0, fc)
+    ctx = _context(spec, profiles, mix, 0.0, fc, state.capacity_scale)
     gpu = sum(fleet[n] * spec.pools[n].dollars_per_replica_hour for n in fleet)
     return Plan(
         at_s=now,

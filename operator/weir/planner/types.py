@@ -64,7 +64,12 @@ class PoolObservation:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the control loop saw: windowed demand (with scrape delay) and replicas now."""
+    """What the control loop saw: windowed demand (with scrape delay) and replicas now.
+
+    `local_useful_fraction` is the useful share of the tokens the replicas
+    (not the hosted endpoint) generated over the router's attainment window,
+    with `local_output_tokens` the tokens it is measured on; None when unknown.
+    """
 
     observed_at_s: float
     window_s: float
@@ -74,10 +79,16 @@ class Snapshot:
     pools: Mapping[str, PoolObservation]
     hosted_cached_fraction: float = 0.0
     healthy: bool = True
+    local_useful_fraction: float | None = None
+    local_output_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("observed_at_s", "window_s", "arrival_rate_rps", "output_tokens_per_s"):
             _check("Snapshot", name, getattr(self, name))
+        _check("Snapshot", "local_output_tokens", self.local_output_tokens)
+        useful = self.local_useful_fraction
+        if useful is not None and not 0 <= useful <= 1:
+            raise PlanningError("Snapshot.local_useful_fraction must be in [0, 1]")
         if self.window_s == 0:
             raise PlanningError("Snapshot.window_s must be > 0")
         if not 0 <= self.hosted_cached_fraction <= 1:
@@ -152,6 +163,8 @@ class PlannerState:
     samples: tuple[DemandSample, ...] = ()
     recommendations: tuple[tuple[float, tuple[tuple[str, int], ...]], ...] = ()
     last_mix: tuple[MixBucket, ...] = ()
+    capacity_scale: float = 1.0
+    capacity_cut_at_s: float = -math.inf
     last_plan: Plan | None = None
 
 

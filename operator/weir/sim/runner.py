@@ -263,6 +263,7 @@ class Simulation:
             useful = is_useful(ttft, itl, self._slo_ttft, self._slo_itl)
             end = now + replica.params.ttft_base_s
             self.recorder.completed(job, end, ttft, itl, useful, False, 0.0)
+            self.telemetry.local_done(now, job.output_tokens, useful)
         self._reschedule(replica, now)
         if replica.state == "draining" and replica.in_flight == 0 and replica.interrupt_s is None:
             self._end_replica(replica, now)

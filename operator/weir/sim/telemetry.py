@@ -1,8 +1,10 @@
 """The simulated Prometheus: windowed, delayed demand as the router exports it.
 
 The planner must be tested on what it would really see, not on the truth:
-arrival counts, output tokens and the prompt-length histogram are kept per
-second, and a snapshot sums the window that ends one scrape delay ago.
+arrival counts, output tokens, the prompt-length histogram and the useful
+and late tokens the replicas produced are kept per second, and a snapshot
+sums the window that ends one scrape delay ago (five minutes for attainment,
+which needs more tokens than a rate does to be meaningful).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from weir.planner.types import MixBucket, PoolObservation, Snapshot
 
 MIX_BOUNDS: tuple[float, ...] = (*(64.0 * 2 ** (k / 2) for k in range(25)), math.inf)
 _FINITE_MAX = 262144.0 * 4
+ATTAINMENT_WINDOW_S = 300.0
 
 
 class Telemetry:
@@ -26,12 +29,14 @@ class Telemetry:
         self.delay_s = delay_s
         self.seconds: list[list[tuple[int, int, int, int]]] = []
         self.hosted: list[list[float]] = []
+        self.local: list[list[float]] = []
 
     def _slot(self, now: float) -> int:
         index = int(now - self.origin)
         while len(self.seconds) <= index:
             self.seconds.append([])
             self.hosted.append([0.0, 0.0])
+            self.local.append([0.0, 0.0])
         return index
 
     def arrival(
@@ -46,6 +51,19 @@ class Telemetry:
         slot = self.hosted[self._slot(now)]
         slot[0] += input_tokens
         slot[1] += cached_tokens
+
+    def local_done(self, now: float, output_tokens: int, useful: bool) -> None:
+        """A replica finished a request (the router counts useful and late tokens)."""
+        slot = self.local[self._slot(now)]
+        slot[0] += output_tokens if useful else 0
+        slot[1] += output_tokens
+
+    def _local_attainment(self, end: float) -> tuple[float | None, float]:
+        lo = max(0, math.ceil(end - ATTAINMENT_WINDOW_S - self.origin))
+        hi = max(0, min(len(self.local), math.ceil(end - self.origin)))
+        useful = sum(self.local[i][0] for i in range(lo, hi))
+        total = sum(self.local[i][1] for i in range(lo, hi))
+        return (useful / total if total > 0 else None), total
 
     def snapshot(self, now: float, pools: Mapping[str, PoolObservation]) -> Snapshot:
         """What a PromQL range query over the window ending `delay` ago returns."""
@@ -73,6 +91,7 @@ class Telemetry:
             for b, row in sorted(sums.items())
         )
         span = max(1.0, min(self.window_s, end - self.origin))
+        local_useful, local_tokens = self._local_attainment(end)
         return Snapshot(
             observed_at_s=max(0.0, end),
             window_s=span,
@@ -81,4 +100,6 @@ class Telemetry:
             mix=mix,
             pools=dict(pools),
             hosted_cached_fraction=hosted_cached / hosted_in if hosted_in > 0 else 0.0,
+            local_useful_fraction=local_useful,
+            local_output_tokens=local_tokens,
         )
