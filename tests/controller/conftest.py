@@ -12,15 +12,21 @@ from support.operator import GROUP, VERSION, custom, install_crds, operator_proc
 
 
 @pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory) -> Iterator[Path]:
+def weir_crds(cluster):
     install_crds(cluster.api)
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def operator(weir_crds, tmp_path_factory) -> Iterator[Path]:
+    cluster = weir_crds
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     with operator_process(cluster.settings.kubeconfig, log, "--standalone"):
         yield log
 
 
 @pytest.fixture
-def capacity_pools(cluster, namespace) -> Iterator[str]:
+def capacity_pools(weir_crds, cluster, namespace) -> Iterator[str]:
     api = custom(cluster.api)
     for pool in pools(namespace):
         api.create_cluster_custom_object(GROUP, VERSION, "capacitypools", pool)

@@ -6,43 +6,9 @@ import math
 import socket
 import uuid
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-
+from support.fakerouter import FakeRouter
 from weir.cluster.wait import wait_for
 from weir.metrics.source import PrometheusSource, parse_vector
-
-
-class FakeRouter:
-    """A real exporter with the router's metric names, labelled like a discovered pod."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "weir_router_requests", "", ["backend", "outcome"], registry=self.registry
-        )
-        self.tokens = Counter(
-            "weir_router_tokens", "", ["backend", "kind", "usefulness"], registry=self.registry
-        )
-        self.spend = Counter("weir_router_hosted_spend_dollars", "", registry=self.registry)
-        self.gpu = Gauge("weir_gpu_spend_dollars_per_hour", "", registry=self.registry)
-        self.running = Gauge("trtllm_num_requests_running", "", registry=self.registry)
-        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def traffic(self, scale: float) -> None:
-        self.requests.labels("local", "ok").inc(3 * scale)
-        self.requests.labels("hosted", "ok").inc(1 * scale)
-        self.tokens.labels("local", "output", "useful").inc(300 * scale)
-        self.tokens.labels("local", "output", "wasted").inc(100 * scale)
-        self.tokens.labels("local", "input", "useful").inc(2000 * scale)
-        self.spend.inc(0.01 * scale)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
 
 
 def scraped(prometheus, query: str, value: float) -> bool:

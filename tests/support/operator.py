@@ -139,3 +139,22 @@ def create(cluster, namespace: str, body: dict[str, Any]) -> None:
     custom(cluster.api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, "inferencedeployments", body
     )
+
+
+def delete_and_wait(cluster: Any, namespace: str, name: str = "llm") -> None:
+    """Delete an InferenceDeployment and wait until the operator let it go (its finalizer)."""
+    api = custom(cluster.api)
+    api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments", name)
+
+    def gone() -> bool:
+        try:
+            api.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "inferencedeployments", name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    wait_for(gone, f"InferenceDeployment {namespace}/{name} to be deleted", 60)

@@ -10,9 +10,11 @@ process of ours and removes the state folder.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from weir.cluster import kube, processes
@@ -112,13 +114,40 @@ def _start_and_wait(component: Component, settings: ClusterSettings, say: Say) -
     say(f"  {component.name} is up (pid {managed.pid})")
 
 
+def api_ready(settings: ClusterSettings) -> bool:
+    """The API server of this state folder answers /readyz (other parts may be restarting)."""
+    return (
+        any(s.name == "kube-apiserver" and s.healthy for s in status(settings))
+        if settings.kubeconfig.exists()
+        else False
+    )
+
+
 def is_running(settings: ClusterSettings) -> bool:
     """Every component recorded, alive and healthy."""
     return all(s.healthy for s in status(settings)) if settings.kubeconfig.exists() else False
 
 
+@contextmanager
+def _exclusive(settings: ClusterSettings) -> Iterator[None]:
+    """One `up` or `down` at a time per state folder (two test sessions may race)."""
+    lock_path = settings.state_dir.parent / f".{settings.state_dir.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(settings: ClusterSettings, say: Say) -> None:
     """Bring the cluster up (or re-apply the pools of a running one)."""
+    with _exclusive(settings):
+        _up(settings, say)
+
+
+def _up(settings: ClusterSettings, say: Say) -> None:
     pools = load_pools(settings.pools_path)
     if is_running(settings):
         say("cluster already running; applying pools")
@@ -159,6 +188,11 @@ def _wipe(settings: ClusterSettings) -> None:
 
 def down(settings: ClusterSettings, say: Say) -> None:
     """Stop every process of ours and remove the state folder."""
+    with _exclusive(settings):
+        _down(settings, say)
+
+
+def _down(settings: ClusterSettings, say: Say) -> None:
     stopped = processes.stop_all(settings.state_dir)
     left = processes.find_owned(settings.state_dir)
     if left:

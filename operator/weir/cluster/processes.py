@@ -163,3 +163,22 @@ def port_holder(port: int) -> psutil.Process | None:
             except psutil.NoSuchProcess:
                 return None
     return None
+
+
+def stop_one(state_dir: Path, name: str, grace_s: float = 10.0) -> None:
+    """Stop one recorded component (tests use it to take Prometheus away); its record stays."""
+    for managed in recorded(state_dir):
+        if managed.name == name:
+            proc = psutil.Process(managed.pid)
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace_s)
+            except psutil.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=grace_s)
+
+
+def restart_one(state_dir: Path, name: str) -> Managed:
+    """Start a stopped component again with the command line it was first started with."""
+    record = json.loads((_pid_dir(state_dir) / f"{name}.json").read_text())
+    return start(name, record["argv"], state_dir)
