@@ -11,7 +11,7 @@ DEMO_OUT ?= out/demo
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,engine]'
 	touch $@
 
 setup: $(BIN)/.installed
