@@ -104,3 +104,20 @@ def test_planner_state_survives_a_restart_through_status():
     assert restored.samples == first.plan.state.samples
     assert encode_state(restored) == first.status["plannerState"]
     assert decode_state("{not json") is None
+
+
+def test_pinned_replicas_fill_the_cheapest_pool_first_within_bounds():
+    spec, pools, hosted = example()
+    pinned = spec.model_copy(update={"replicas": 6})
+    snapshot = MetricsSnapshot(995.0, 120.0, True)
+    decision = decide(
+        pinned, pools, hosted, PROFILES, snapshot, busy(2.0), OBSERVED, None, 1000.0, "t"
+    )
+    # spot ($2.00/GPU-h) is cheaper: it takes 5 above the on-demand minimum of 1
+    assert decision.replicas == {"h100-on-demand": 1, "h100-spot": 5}
+    assert "pinned by spec.replicas=6" in decision.summary
+    huge = spec.model_copy(update={"replicas": 100})
+    decision = decide(
+        huge, pools, hosted, PROFILES, snapshot, busy(2.0), OBSERVED, None, 1000.0, "t"
+    )
+    assert decision.replicas == {"h100-on-demand": 4, "h100-spot": 8}  # the maxima

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from typing import Any
 
 from kubernetes import client
@@ -9,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from support.operator import GROUP, VERSION, create, custom, deployment, get_deployment
 from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
+from weir.cluster.toolchain import ensure
 from weir.cluster.wait import wait_for
 
 
@@ -123,3 +126,72 @@ def test_missing_pool_sets_a_condition_and_creates_nothing(cluster, operator, na
     assert ready["status"] == "False" and ready["reason"] == "InvalidReference"
     assert "absent-od" in ready["message"] and "not found" in ready["message"]
     assert cluster.apps.list_namespaced_deployment(namespace).items == []
+
+
+def engine_total(cluster, namespace: str) -> int:
+    items = cluster.apps.list_namespaced_deployment(
+        namespace, label_selector="weir.dev/component=engine"
+    ).items
+    return sum(d.spec.replicas or 0 for d in items)
+
+
+def kubectl(cluster, *args: str) -> str:
+    tools = ensure(cluster.settings.e2e_dir, build=False)
+    done = subprocess.run(
+        [str(tools.kubectl), f"--kubeconfig={cluster.settings.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_kubectl_scale_pins_the_total(cluster, operator, namespace, capacity_pools):
+    create(cluster, namespace, deployment(namespace))
+    wait_for(lambda: engine_total(cluster, namespace) == 3, "the minimum fleet", 60)
+    kubectl(cluster, "scale", "-n", namespace, "inferencedeployment/llm", "--replicas=6")
+    wait_for(lambda: engine_total(cluster, namespace) == 6, "6 engine replicas", 60)
+    wait_for(
+        lambda: (
+            get_deployment(cluster.api, namespace, "llm").get("status", {}).get("replicas") == 6
+        ),
+        "status.replicas to follow",
+        60,
+    )
+    scale = json.loads(
+        kubectl(
+            cluster,
+            "get",
+            "-n",
+            namespace,
+            "inferencedeployment/llm",
+            "--subresource=scale",
+            "-o",
+            "json",
+        )
+    )
+    assert scale["spec"]["replicas"] == 6 and scale["status"]["replicas"] == 6
+    assert "weir.dev/deployment=llm" in scale["status"]["selector"]
+
+
+def test_recommend_mode_changes_nothing_but_status(cluster, operator, namespace, capacity_pools):
+    body = deployment(namespace)
+    body["spec"]["control"]["mode"] = "recommend"
+    body["spec"]["replicas"] = 6
+    create(cluster, namespace, body)
+
+    def recommended() -> dict[str, Any] | None:
+        status = get_deployment(cluster.api, namespace, "llm").get("status", {})
+        return status if sum((status.get("plannedReplicas") or {}).values()) == 6 else None
+
+    status = wait_for(recommended, "a recommendation of 6 replicas", 60)
+    assert status["lastDecision"]["acted"] is False
+    first = status["lastDecision"]["time"]
+    wait_for(
+        lambda: (
+            get_deployment(cluster.api, namespace, "llm")["status"]["lastDecision"]["time"] > first
+        ),
+        "a later decision",
+        30,
+    )
+    assert engine_total(cluster, namespace) == 3  # the minimum it started with, untouched

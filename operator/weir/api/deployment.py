@@ -120,6 +120,14 @@ class InferenceDeploymentSpec(Resource):
     pools: tuple[PoolBinding, ...] = Field(min_length=1, description="Pools it may use.")
     hosted: HostedBurst | None = Field(default=None, description="Hosted burst, if any.")
     control: ControlSettings = Field(default_factory=ControlSettings, description="Control.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=100000,
+        description="Pinned total engine replicas (set by `kubectl scale`): weir runs this many, "
+        "cheapest pools first within each pool's min/max, and still decides the spill policy; "
+        "empty lets the planner choose.",
+    )
 
     @model_validator(mode="after")
     def _unique_pools(self) -> InferenceDeploymentSpec:

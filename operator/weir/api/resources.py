@@ -6,7 +6,7 @@ that `weir crds` (which writes crds/) and the tests read one table.
 
 from __future__ import annotations
 
-from weir.api.crd import CrdDefinition, PrinterColumn, SchemaPatch
+from weir.api.crd import CrdDefinition, PrinterColumn, ScaleSubresource, SchemaPatch
 from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
@@ -20,6 +20,7 @@ INFERENCE_DEPLOYMENT = CrdDefinition(
     spec_model=InferenceDeploymentSpec,
     status_model=InferenceDeploymentStatus,
     description="An LLM deployment weir runs at the lowest $ per useful token that meets its SLO.",
+    scale=ScaleSubresource(".spec.replicas", ".status.replicas", ".status.selector"),
     patches=(
         SchemaPatch(
             ("pools",),

@@ -119,6 +119,22 @@ def planner_snapshot(
     )
 
 
+def pin_replicas(
+    spec: InferenceDeploymentSpec, pools: Mapping[str, CapacityPoolSpec], total: int
+) -> dict[str, int]:
+    """`total` replicas spread cheapest pool first, each pool within its min/max."""
+    replicas = {b.pool: b.min_replicas for b in spec.pools}
+    left = total - sum(replicas.values())
+    by_price = sorted(spec.pools, key=lambda b: pools[b.pool].dollars_per_replica_hour)
+    for binding in by_price:
+        if left <= 0:
+            break
+        extra = min(left, binding.max_replicas - replicas[binding.pool])
+        replicas[binding.pool] += extra
+        left -= extra
+    return replicas
+
+
 def router_policy(plan: Plan) -> dict[str, Any]:
     """The spill policy in the router's policy file format (camelCase, like the CRDs)."""
     spill = plan.spill
@@ -177,8 +193,13 @@ def decide(
     plan = make_plan(view, planning, match_profiles(spec, pools, profiles), state, now_s)
     enforce = spec.control.mode == "enforce"
     current = {pool: obs.total for pool, obs in observed.items()}
-    replicas = dict(plan.replicas) if enforce else current
+    planned = dict(plan.replicas)
     summary = summarise(plan)
+    if spec.replicas is not None:
+        planned = pin_replicas(spec, pools, spec.replicas)
+        fleet = ", ".join(f"{pool}={n}" for pool, n in sorted(planned.items()))
+        summary = f"{fleet} (pinned by spec.replicas={spec.replicas}); planner wanted: {summary}"
+    replicas = planned if enforce else current
     stale = snapshot.age_s(now_s) > spec.control.stale_after_seconds
     metrics_ok = snapshot.healthy and not stale
     why_metrics = (
@@ -230,7 +251,7 @@ def decide(
             "alternatives": _alternatives(plan),
             "acted": enforce and not plan.held,
         },
-        "plannedReplicas": dict(plan.replicas),
+        "plannedReplicas": planned,
         "plannerState": encode_state(plan.state),
     }
     return Decision(plan, replicas, router_policy(plan), status, conditions, summary)
