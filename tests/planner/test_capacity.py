@@ -60,3 +60,16 @@ def test_impossible_slo_gives_zero_capacity(profiles: dict[str, EngineProfile]) 
 def test_workload_refuses_bad_numbers(bad: float) -> None:
     with pytest.raises(ValueError, match="mean_input_tokens"):
         Workload(bad, 100, 100)
+
+
+def test_prompt_chunk_runs_cost_capacity(profiles: dict[str, EngineProfile]) -> None:
+    model = model_for(profiles["on-demand"])
+    even = Workload(3000, 150, 8000, mean_prefill_tokens=1800)
+    skewed = Workload(
+        3000, 150, 8000, mean_prefill_tokens=1800, prefill_tokens_second_moment=1800 * 8000
+    )
+    rate = model.max_rate(even, SLO_DEFAULT).rate_rps * 0.9
+    assert model.predict(skewed, rate, 99, 0.06).run_late_token_share > (
+        model.predict(even, rate, 99, 0.06).run_late_token_share
+    )
+    assert model.max_rate(skewed, SLO_DEFAULT).rate_rps < model.max_rate(even, SLO_DEFAULT).rate_rps

@@ -29,6 +29,8 @@ DEFAULT_CHUNK_TOKENS = 2048
 DEFAULT_MAX_BATCH = 256
 _P_GRID = np.logspace(-6.5, -2.5, 81)
 _OVERDISPERSION = 2.75
+_OUTPUT_LOG_SIGMA = 0.9
+_RUN_ERROR_BUDGET = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Prediction:
     itl_mean_s: float
     itl_at_percentile_s: float
     stable: bool
+    run_late_token_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,15 @@ class CapacityModel:
     def __init__(self, params: EngineParams) -> None:
         self.params = params
 
-    def predict(self, workload: Workload, rate_rps: float, percentile: float = 95.0) -> Prediction:
-        """Steady state at `rate_rps` requests/s (open loop, Poisson-like arrivals)."""
+    def predict(
+        self,
+        workload: Workload,
+        rate_rps: float,
+        percentile: float = 95.0,
+        slo_itl: float | None = None,
+    ) -> Prediction:
+        """Steady state at `rate_rps` requests/s (open loop, Poisson-like arrivals);
+        with `slo_itl`, also the share of tokens lost to runs of prefill chunks."""
         p = self.params
         k_mean = workload.prefill_tokens * p.prefill_s_per_token
         rho = rate_rps * k_mean
@@ -158,7 +168,36 @@ class CapacityModel:
         stable = (
             concurrency <= p.max_batch and concurrency * workload.mean_context <= p.kv_cache_tokens
         )
-        return Prediction(rate_rps, concurrency, rho, ttft, ttft_pct, itl, itl_pct, stable)
+        late = self._run_late_tokens(workload, rate_rps, concurrency, slo_itl) if slo_itl else 0.0
+        return Prediction(rate_rps, concurrency, rho, ttft, ttft_pct, itl, itl_pct, stable, late)
+
+    def _run_late_tokens(
+        self, workload: Workload, rate_rps: float, concurrency: float, target: float
+    ) -> float:
+        """Share of generated tokens whose request sat inside a run of prefill-chunk steps.
+
+        Chunk steps come in runs: a prompt of several chunks, then the prompts
+        queued behind it (a busy period of the prefill queue, mean length
+        chunks / (1 - a) with `a` the share of time with a chunk in the step).
+        A request with n decode steps misses the ITL target when a run covers
+        more than `x*n` of them, x the share of chunk steps its ITL can absorb;
+        with runs of exponential length that happens with probability
+        a * exp(-x * n / run). Output lengths log-normal around the mix's mean.
+        """
+        p = self.params
+        step = p.step_s(concurrency, workload.mean_context)
+        chunk_s = p.chunk_tokens * p.prefill_s_per_token
+        if step >= target:
+            return 1.0
+        active = min(0.999, rate_rps * workload.prefill_tokens * (step + chunk_s) / p.chunk_tokens)
+        chunks = max(1.0, workload.prefill_residual_tokens / p.chunk_tokens)
+        run = chunks / (1.0 - active)
+        absorb = (target - step) / chunk_s
+        late = 0.0
+        for weight, length in _output_nodes(workload.mean_output_tokens):
+            steps = max(length - 1.0, 1.0)
+            late += weight * length * active * math.exp(-absorb * steps / run)
+        return min(1.0, late / workload.mean_output_tokens)
 
     def _itl_spread(
         self, workload: Workload, rate_rps: float, itl: float, percentile: float
@@ -193,11 +232,12 @@ class CapacityModel:
 
     def meets(self, workload: Workload, rate_rps: float, slo: SLO) -> bool:
         """Whether one replica at this rate meets both SLO targets at the SLO percentile."""
-        pred = self.predict(workload, rate_rps, slo.percentile)
+        pred = self.predict(workload, rate_rps, slo.percentile, slo.itl_seconds)
         return (
             pred.stable
             and pred.ttft_at_percentile_s <= slo.ttft_seconds
             and pred.itl_at_percentile_s <= slo.itl_seconds
+            and pred.run_late_token_share <= (1.0 - slo.useful_token_target) * _RUN_ERROR_BUDGET
         )
 
     def max_rate(self, workload: Workload, slo: SLO) -> ReplicaCapacity:
@@ -215,6 +255,20 @@ class CapacityModel:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CapacityModel) and other.params == self.params
+
+
+@lru_cache(maxsize=16)
+def _output_nodes(mean_output: float) -> tuple[tuple[float, float], ...]:
+    """Gauss-Hermite nodes of a log-normal output length with this mean: (weight, length)."""
+    nodes, weights = np.polynomial.hermite.hermgauss(8)
+    s = _OUTPUT_LOG_SIGMA
+    return tuple(
+        (
+            float(w / math.sqrt(math.pi)),
+            float(mean_output * math.exp(s * math.sqrt(2) * x - s * s / 2)),
+        )
+        for x, w in zip(nodes, weights, strict=True)
+    )
 
 
 @lru_cache(maxsize=4096)
