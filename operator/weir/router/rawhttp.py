@@ -27,7 +27,7 @@ import httptools
 from weir.router.errors import UpstreamError, UpstreamTimeoutError
 from weir.router.upstream import Headers, UpstreamResponse
 
-_PAUSE_CHUNKS = 64
+_PAUSE_CHUNKS = 1024
 _MAX_IDLE_PER_HOST = 4096
 
 
@@ -116,6 +116,14 @@ class _Conn(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"upstream sent invalid HTTP: {exc}"))
             self.abort()
+            return
+        response = self.response
+        if response is not None and response.chunks_q:
+            # woken once per read, not per HTTP chunk (a read holds dozens of them)
+            response.wake()
+            if len(response.chunks_q) > _PAUSE_CHUNKS and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -132,10 +140,6 @@ class _Conn(asyncio.Protocol):
         response = self.response
         if response is not None:
             response.chunks_q.append(body)
-            response.wake()
-            if len(response.chunks_q) > _PAUSE_CHUNKS and self.transport is not None:
-                self.paused = True
-                self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
         response = self.response
