@@ -165,7 +165,11 @@ def derive(
     peak = float(np.max(need.replicas))
     if rate_scale is not None:
         factor = rate_scale
-        how = f"arrival rate x{rate_scale:g} (superposed jittered copies, +-5 s)"
+        how = (
+            "the trace as recorded"
+            if rate_scale == 1
+            else f"arrival rate x{rate_scale:g} (superposed jittered copies, +-5 s)"
+        )
     else:
         target = 8.0 if target_peak_replicas is None else target_peak_replicas
         if not math.isfinite(peak) or peak <= 0:
