@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -127,3 +128,22 @@ async def test_health_ready_and_unknown_routes() -> None:
         empty = await client.post(rt.url + "/v1/chat/completions", json=chat())
     assert empty.status_code == 429
     assert "Retry-After" in empty.headers
+
+
+async def test_slow_client_gets_every_byte() -> None:
+    """A long stream to a client that stalls: the router pauses the upstream, loses nothing."""
+    body = chat(max_tokens=100_000, stream=True, stream_options={"include_usage": True})
+    async with standin() as up, httpx.AsyncClient(timeout=30) as client:
+        direct = await client.post(up.url + "/v1/chat/completions", json=body)
+        async with router(local_endpoints(up.url)) as (rt, _):
+            request = client.build_request("POST", rt.url + "/v1/chat/completions", json=body)
+            resp = await client.send(request, stream=True)
+            parts = []
+            async for part in resp.aiter_raw():
+                if not parts:
+                    await asyncio.sleep(0.3)  # a slow reader: the socket buffers fill up
+                parts.append(part)
+            await resp.aclose()
+            text = await scrape(client, rt.url)
+    assert b"".join(parts) == direct.content
+    assert metric(text, "weir_router_tokens_total", kind="output") == 100_000

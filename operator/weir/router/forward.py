@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.types import Send
 
 from weir.router.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
 from weir.router.sse import StreamScanner, Usage, parse_usage
-from weir.router.upstream import Headers, Upstream
+from weir.router.upstream import Headers, Upstream, UpstreamResponse
 
 _HOP = frozenset(
     (b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server")
@@ -89,8 +90,7 @@ async def forward(
                     raise UpstreamStatusError(resp.status, error, dict(_decode(resp.headers)))
                 if stream:
                     await _stream(
-                        resp.chunks(),
-                        resp.headers,
+                        resp,
                         send,
                         strip_usage,
                         clock,
@@ -114,8 +114,7 @@ async def forward(
 
 
 async def _stream(
-    chunks: AsyncIterator[bytes],
-    headers: Headers,
+    resp: UpstreamResponse,
     send: Send,
     strip_usage: bool,
     clock: Callable[[], float],
@@ -124,14 +123,20 @@ async def _stream(
 ) -> None:
     scanner = StreamScanner(strip_usage=strip_usage)
     try:
+        chunks = resp.chunks()
         async for chunk in chunks:
             out = scanner.feed(chunk, clock())
             if not out:
                 continue
             if not attempt.response_started:
-                await _start(send, attempt, 200, headers)
+                await _start(send, attempt, 200, resp.headers)
                 first_token()
             await send({"type": "http.response.body", "body": out, "more_body": True})
+            client = _splice_target(send, resp)
+            if client is not None:
+                await chunks.aclose()  # type: ignore[attr-defined]
+                await _splice(resp, client, scanner, clock)
+                break
     finally:
         attempt.first_token_at = scanner.first_token_at
         attempt.last_token_at = scanner.last_token_at
@@ -141,10 +146,43 @@ async def _stream(
     if not scanner.done:
         raise UpstreamError("upstream stream ended without [DONE]")
     if not attempt.response_started:
-        await _start(send, attempt, 200, headers)
+        await _start(send, attempt, 200, resp.headers)
     attempt.exchange.response_done = True
     await send({"type": "http.response.body", "body": rest, "more_body": False})
     attempt.completed = True
+
+
+def _splice_target(send: Send, resp: UpstreamResponse) -> Any:
+    """uvicorn's response cycle behind `send`, when the stream can bypass ASGI, else None.
+
+    Splicing writes each scanned read to the client's socket from the
+    upstream protocol's callback: no task switch and no ASGI message per
+    chunk. It needs the lean upstream client (`pump`) and uvicorn's cycle
+    with chunked encoding already chosen (the head is out); anything else
+    (another server, httpx) keeps the portable ASGI path.
+    """
+    cycle = getattr(send, "__self__", None)
+    if not hasattr(resp, "pump") or getattr(cycle, "chunked_encoding", None) is not True:
+        return None
+    if not all(hasattr(cycle, name) for name in ("transport", "flow", "disconnected")):
+        return None
+    return cycle
+
+
+async def _splice(
+    resp: UpstreamResponse, cycle: Any, scanner: StreamScanner, clock: Callable[[], float]
+) -> None:
+    transport, flow = cycle.transport, cycle.flow
+
+    def sink(data: bytes) -> bool:
+        out = scanner.feed(data, clock())
+        if out and not cycle.disconnected:
+            transport.write(b"%x\r\n%s\r\n" % (len(out), out))
+        return not flow.write_paused
+
+    pump = resp.pump  # type: ignore[attr-defined]
+    while not await pump(sink):
+        await flow.drain()  # the client is slower than the upstream: wait, then go on
 
 
 async def _whole(

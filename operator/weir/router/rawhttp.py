@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -34,7 +34,16 @@ _MAX_IDLE_PER_HOST = 4096
 class _Response:
     """One streamed answer (implements `UpstreamResponse`)."""
 
-    __slots__ = ("_conn", "_waiter", "chunks_q", "complete", "error", "headers", "status")
+    __slots__ = (
+        "_conn",
+        "_waiter",
+        "chunks_q",
+        "complete",
+        "error",
+        "headers",
+        "sink",
+        "status",
+    )
 
     def __init__(self, conn: _Conn) -> None:
         self._conn = conn
@@ -43,6 +52,7 @@ class _Response:
         self.chunks_q: collections.deque[bytes] = collections.deque()
         self.complete = False
         self.error: UpstreamError | None = None
+        self.sink: Callable[[bytes], bool] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
@@ -69,6 +79,30 @@ class _Response:
                 return
             else:
                 await self._wait()
+
+    async def pump(self, sink: Callable[[bytes], bool]) -> bool:
+        """Hand each read to `sink` from the protocol callback itself (no task switch).
+
+        Returns True when the answer is complete, False when `sink` asked to
+        pause (the client cannot take more; reading stays paused until the
+        caller drains the client and calls `pump` again). Raises on errors.
+        """
+        queue = self.chunks_q
+        if queue:
+            data = b"".join(queue)
+            queue.clear()
+            if not sink(data):
+                return False
+        self._conn.resume()
+        if self.error is None and not self.complete:
+            self.sink = sink
+            try:
+                await self._wait()
+            finally:
+                self.sink = None
+        if self.error is not None:
+            raise self.error
+        return self.complete
 
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -118,7 +152,16 @@ class _Conn(asyncio.Protocol):
             self.abort()
             return
         response = self.response
-        if response is not None and response.chunks_q:
+        if response is None or not response.chunks_q:
+            return
+        if response.sink is not None:
+            data = b"".join(response.chunks_q)
+            response.chunks_q.clear()
+            if not response.sink(data) and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+                response.wake()
+        else:
             # woken once per read, not per HTTP chunk (a read holds dozens of them)
             response.wake()
             if len(response.chunks_q) > _PAUSE_CHUNKS and self.transport is not None:
