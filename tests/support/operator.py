@@ -55,6 +55,7 @@ def operator_process(
         "WEIR_OPERATOR_KUBECONFIG": str(kubeconfig),
         "KUBECONFIG": str(kubeconfig),
         "WEIR_OPERATOR_METRICS_PORT": "0",
+        "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
     with log.open("wb") as out:

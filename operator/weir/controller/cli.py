@@ -1,11 +1,65 @@
-"""`weir operator run`: the operator as a process (in a pod, or beside a local cluster)."""
+"""`weir operator run`: the operator as a process (in a pod, or beside a local cluster).
+
+High availability uses kopf's peering: every replica announces itself with a
+priority in a (Cluster)KopfPeering object and only the highest live one acts;
+when it dies the next takes over after the peering lifetime. Replicas of one
+Deployment share their arguments, so the priority is random unless given
+(equal priorities would pause them all).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import click
 import kopf
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from weir.controller.settings import OperatorSettings
+
+
+def _ensure_peering(name: str, namespaces: tuple[str, ...]) -> None:
+    """Create the peering object kopf patches (kopf expects it to exist)."""
+    settings = OperatorSettings()
+    if settings.kubeconfig:
+        api = config.new_client_from_config(config_file=settings.kubeconfig)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+    custom = client.CustomObjectsApi(api)
+    try:
+        if namespaces:
+            for namespace in namespaces:
+                body = {
+                    "apiVersion": "kopf.dev/v1",
+                    "kind": "KopfPeering",
+                    "metadata": {"name": name, "namespace": namespace},
+                }
+                custom.create_namespaced_custom_object(
+                    "kopf.dev", "v1", namespace, "kopfpeerings", body
+                )
+        else:
+            body = {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": name},
+            }
+            custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise click.ClickException(
+                "kopf's peering CRDs are missing: kubectl apply -f crds/kopf.dev_peerings.yaml "
+                "(or run with --standalone)"
+            ) from exc
+        if exc.status != 409:
+            raise click.ClickException(f"cannot create peering {name}: {exc.reason}") from exc
+    finally:
+        api.close()
 
 
 @click.group()
@@ -20,14 +74,13 @@ def operator() -> None:
     "--peering",
     default="weir",
     show_default=True,
-    help="Peering object name; instances with the same name elect one to act.",
+    help="Peering object name; replicas with the same name elect one to act.",
 )
 @click.option(
     "--priority",
-    default=0,
-    show_default=True,
+    default=None,
     type=int,
-    help="Peering priority; the highest live instance acts.",
+    help="Peering priority, the highest live replica acts (default: random).",
 )
 @click.option(
     "--liveness", default=None, help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz."
@@ -37,7 +90,7 @@ def run(
     namespaces: tuple[str, ...],
     standalone: bool,
     peering: str,
-    priority: int,
+    priority: int | None,
     liveness: str | None,
     verbose: bool,
 ) -> None:
@@ -45,13 +98,16 @@ def run(
     import weir.controller.handlers  # noqa: F401 - registers the handlers with kopf
 
     kopf.configure(verbose=verbose)
+    if not standalone:
+        _ensure_peering(peering, namespaces)
+    chosen = priority if priority is not None else secrets.randbelow(1_000_000_000) + 1
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=list(namespaces),
             standalone=standalone,
             peering_name=None if standalone else peering,
-            priority=priority,
+            priority=chosen,
             liveness_endpoint=liveness,
         )
     )

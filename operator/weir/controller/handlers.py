@@ -97,7 +97,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 60
     settings.execution.max_workers = 8
-    memo["weir"] = _Runtime(OperatorSettings())
+    runtime = _Runtime(OperatorSettings())
+    settings.peering.lifetime = runtime.settings.peering_lifetime_s
+    memo["weir"] = runtime
 
 
 async def _reconcile_body(body: dict[str, Any], memo: kopf.Memo) -> Outcome:

@@ -58,6 +58,12 @@ class OperatorSettings(BaseSettings):
     spot_condition_s: float = Field(
         default=600.0, gt=0, description="SpotInterrupted stays True this long after a drain, s."
     )
+    peering_lifetime_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="A silent operator replica is presumed dead after this long (takeover), s.",
+    )
     reconcile_retry_s: float = Field(
         default=5.0, gt=0, description="Delay before retrying a temporary failure, seconds."
     )
