@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from the Go module proxy.
+# kube-scheduler, kubectl, kwok) and helm (chart tests) from the Go module proxy.
 #
 # Why a script and wrapper modules: k8s.io/kubernetes replaces its staging
 # modules with local paths, so `go install k8s.io/kubernetes/cmd/...@v1.x`
@@ -23,12 +23,14 @@ req_version() { awk -v m="$2" '($1=="require" && $2==m) {print $3; exit} ($1==m 
 k8s_version=$(req_version k8s k8s.io/kubernetes)
 etcd_version=$(req_version etcd go.etcd.io/etcd/server/v3)
 kwok_version=$(req_version kwok sigs.k8s.io/kwok)
+helm_version=$(req_version helm helm.sh/helm/v3)
 dir_of() { echo "$cache/$1-$2"; }
 
 print_paths() {
   echo "k8s=$(dir_of k8s "$k8s_version")"
   echo "etcd=$(dir_of etcd "$etcd_version")"
   echo "kwok=$(dir_of kwok "$kwok_version")"
+  echo "helm=$(dir_of helm "$helm_version")"
 }
 
 if [ "${1:-}" = paths ]; then print_paths; exit 0; fi
@@ -75,6 +77,7 @@ done
 
 build etcd "$etcd_version" etcd "-s -w" go.etcd.io/etcd/server/v3
 build kwok "$kwok_version" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version" sigs.k8s.io/kwok/cmd/kwok
+build helm "$helm_version" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" helm.sh/helm/v3/cmd/helm
 build k8s "$k8s_version" k8s "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl

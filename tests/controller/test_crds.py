@@ -21,7 +21,7 @@ from weir.api.crd import crd_manifest, model_schema, structural
 from weir.api.resources import DEFINITIONS
 from weir.cluster.toolchain import ensure
 from weir.cluster.wait import wait_for
-from weir.controller.crds import stale_files
+from weir.controller.crds import chart_files, stale_files
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "llama-3.1-8b.yaml"
@@ -41,6 +41,8 @@ def walk(node: Any) -> list[dict[str, Any]]:
 
 def test_committed_crds_match_the_models():
     assert stale_files(REPO / "crds") == [], "run `weir crds` and commit crds/"
+    chart = REPO / "charts" / "weir" / "crds"
+    assert stale_files(chart, chart_files()) == [], "run `weir crds` and commit the chart's crds/"
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=lambda d: d.kind)

@@ -18,6 +18,7 @@ _BINARIES = {
     "etcd": ("etcd",),
     "kwok": ("kwok",),
     "k8s": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    "helm": ("helm",),
 }
 
 
@@ -31,6 +32,7 @@ class Toolchain:
     kube_controller_manager: Path
     kube_scheduler: Path
     kubectl: Path
+    helm: Path
 
 
 def _run_script(e2e_dir: Path, *args: str) -> dict[str, Path]:
@@ -82,4 +84,5 @@ def ensure(e2e_dir: Path, build: bool = True) -> Toolchain:
         kube_controller_manager=dirs["k8s"] / "kube-controller-manager",
         kube_scheduler=dirs["k8s"] / "kube-scheduler",
         kubectl=dirs["k8s"] / "kubectl",
+        helm=dirs["helm"] / "helm",
     )

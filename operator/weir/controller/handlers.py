@@ -273,6 +273,7 @@ async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_
     custom = client.CustomObjectsApi(runtime.api)
     for item in drained:
         message = f"node {node} ({why}): moved traffic off {', '.join(item.pods)}; replacing them"
+        runtime.loop.exported.interruptions.labels(item.namespace, item.deployment).inc()
         runtime.loop.interruptions[(item.namespace, item.deployment)] = (
             float(runtime.loop.clock()),
             message,

@@ -104,6 +104,12 @@ def _decide(
             return "a referenced CapacityPool or HostedEndpoint is missing"
         state = ctx.states.get(meta["uid"]) or decode_state(status.get("plannerState"))
         metrics = snapshot.for_deployment(meta["namespace"], meta["name"])
+        ctx.exported.targets(
+            meta["namespace"],
+            meta["name"],
+            spec.cost.budget_dollars_per_hour,
+            spec.slo.useful_token_target,
+        )
         return decide(
             spec,
             pools,

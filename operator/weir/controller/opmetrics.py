@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 _LABELS = ["namespace", "weir_dev_deployment"]
 
@@ -57,6 +57,30 @@ class OperatorMetrics:
             [*_LABELS, "pool"],
             registry=r,
         )
+        self.spend = Gauge(
+            "weir_spend_dollars_per_hour",
+            "GPU plus hosted spend rate over the window, US dollars per hour.",
+            _LABELS,
+            registry=r,
+        )
+        self.budget = Gauge(
+            "weir_budget_dollars_per_hour",
+            "The deployment's hard budget, US dollars per hour.",
+            _LABELS,
+            registry=r,
+        )
+        self.target = Gauge(
+            "weir_useful_token_target",
+            "The SLO's target useful token fraction, 0..1.",
+            _LABELS,
+            registry=r,
+        )
+        self.interruptions = Counter(
+            "weir_spot_interruptions",
+            "Spot reclaims that drained engine pods of the deployment.",
+            _LABELS,
+            registry=r,
+        )
         self.held = Gauge(
             "weir_plan_held", "1 when the last plan was held (stale metrics).", _LABELS, registry=r
         )
@@ -80,6 +104,11 @@ class OperatorMetrics:
         conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
         if decision:
             self.held.labels(*key).set(1 if conditions.get("Degraded") == "True" else 0)
+
+    def targets(self, namespace: str, name: str, budget: float, useful_target: float) -> None:
+        """The spec's targets, so alert rules compare series with series."""
+        self.budget.labels(namespace, name).set(budget)
+        self.target.labels(namespace, name).set(useful_target)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted deployment."""
