@@ -106,6 +106,7 @@ async def test_malformed_oversized_and_unauthenticated_requests(tmp_path: Path) 
         huge = await client.post(url, json=chat("x" * 5000), headers=auth)
         ok = await client.post(url, json=chat(), headers=auth)
         models = await client.get(rt.url + "/v1/models")
+        text = await scrape(client, rt.url)
     assert anonymous.status_code == wrong.status_code == models.status_code == 401
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]["message"]
     assert no_messages.status_code == 400 and "messages" in no_messages.json()["error"]["message"]
@@ -113,6 +114,9 @@ async def test_malformed_oversized_and_unauthenticated_requests(tmp_path: Path) 
     assert huge.status_code == 413
     assert ok.status_code == 200
     assert local.stats.requests == 1
+    assert metric(text, "weir_router_requests_total", backend="none", outcome="unauthorized") == 3
+    assert metric(text, "weir_router_requests_total", backend="none", outcome="bad_request") == 3
+    assert metric(text, "weir_router_requests_total", backend="none", outcome="too_large") == 1
 
 
 async def test_first_token_timeout_answers_504() -> None:

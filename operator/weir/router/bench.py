@@ -200,7 +200,7 @@ def markdown(runs: list[dict[str, Any]], found: list[dict[str, Any]]) -> str:
 
 
 def _table(runs: list[dict[str, Any]], found: list[dict[str, Any]]) -> None:
-    console = Console()
+    console = Console(width=220)
     table = Table(title="weir bench router")
     cols = (
         "target",

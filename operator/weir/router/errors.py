@@ -14,6 +14,7 @@ class RouterError(Exception):
 
     status = 500
     error_type = "internal_error"
+    outcome = "error"  # the `outcome` label when the router answers it itself
 
     def headers(self) -> dict[str, str]:
         """Extra response headers (Retry-After for the retryable ones)."""
@@ -24,6 +25,7 @@ class ClientRequestError(RouterError):
     """The request itself is wrong: fix it, do not retry it (4xx)."""
 
     status = 400
+    outcome = "bad_request"
     error_type = "invalid_request_error"
 
 
@@ -31,30 +33,35 @@ class UnauthorizedError(ClientRequestError):
     """Missing or unknown bearer token (401)."""
 
     status = 401
+    outcome = "unauthorized"
 
 
 class NotFoundError(ClientRequestError):
     """No such route (404)."""
 
     status = 404
+    outcome = "not_found"
 
 
 class MethodNotAllowedError(ClientRequestError):
     """The route exists but not for this method (405)."""
 
     status = 405
+    outcome = "not_found"
 
 
 class PayloadTooLargeError(ClientRequestError):
     """The request body is over the configured limit (413)."""
 
     status = 413
+    outcome = "too_large"
 
 
 class RetryLaterError(RouterError):
     """Temporary: the same request may succeed later (429/503 with Retry-After)."""
 
     status = 429
+    outcome = "rejected"
     error_type = "rate_limit_exceeded"
 
     def __init__(self, message: str, retry_after_s: float) -> None:
@@ -73,6 +80,7 @@ class NoBackendError(RetryLaterError):
     """No ready local replica and no hosted endpoint to take the request (503)."""
 
     status = 503
+    outcome = "rejected"
     error_type = "service_unavailable"
 
 

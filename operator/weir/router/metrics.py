@@ -22,7 +22,11 @@ test process). Label children are resolved once and cached, because the
     weir_router_duplicate_requests_total                   counter
     weir_router_policy_reloads_total{result}               counter (ok | invalid)
 
-backend is `local` or `hosted` (`none` for requests refused before routing).
+backend is `local` or `hosted`, counted per upstream attempt (a request
+retried elsewhere before its first token counts once as `failed`), or
+`none` for requests the router answered itself. outcome: completed |
+cancelled | timeout | failed, or for `none`: rejected (429/503: no
+capacity, caps, breaker) | bad_request | unauthorized | too_large | not_found.
 """
 
 from __future__ import annotations

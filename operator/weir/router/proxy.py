@@ -127,6 +127,8 @@ class Router:
                 body = exc.body
             else:
                 body = _error_body(str(exc), exc.error_type, exc.status)
+            if not isinstance(exc, UpstreamError):  # upstream failures are counted per attempt
+                self.metrics.refused(exc.outcome)
             headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()]
             await _answer(send, exc.status, body, headers)
 
