@@ -69,6 +69,15 @@ def test_replica_over_the_ttft_target_counts_as_full_until_the_sample_ages() -> 
     assert spill.decide(SMALL, exclude=None, allow_hosted=True).route == "local"
 
 
+def test_ttft_guard_never_turns_a_slow_replica_into_a_refusal() -> None:
+    clock = Clock()
+    no_hosted = POLICY.model_copy(update={"hosted_enabled": False, "max_waiting": 0})
+    spill, backends = _spill(no_hosted, clock)
+    for b in backends.by_id.values():
+        b.note_ttft(0.9, clock.now)
+    assert spill.decide(SMALL, exclude=None, allow_hosted=True).route == "local"
+
+
 def test_long_prompt_goes_hosted_and_breaker_blocks_it() -> None:
     clock = Clock()
     spill, _ = _spill(POLICY, clock)

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from weir.planner.admission import HostedLoad, RequestShape, Route, admit
+from weir.planner.admission import HostedLoad, ReplicaLoad, RequestShape, Route, admit
 from weir.planner.economics import hosted_dollars
 from weir.planner.types import SpillPolicy
 from weir.router.backends import Backend, BackendSet
@@ -130,17 +130,23 @@ class Spill:
             return "hosted_share_cap"
         return "hosted_dollar_cap"
 
+    def _loads(self, now: float, guard: float | None, exclude: str | None) -> list[ReplicaLoad]:
+        loads = self.backends.loads(now, guard)
+        return loads if exclude is None else [r for r in loads if r.replica_id != exclude]
+
     def decide(self, request: Request, *, exclude: str | None, allow_hosted: bool) -> Decision:
         """One admission (no waiting): local, hosted (reserved), wait or reject."""
         now = self.clock()
         policy = self._spill_policy()
-        ttft_target = self.policy.slo.ttft_seconds if self.policy.ttft_guard else None
-        loads = self.backends.loads(now, ttft_target)
-        if exclude is not None:
-            loads = [load for load in loads if load.replica_id != exclude]
         hosted_load = self._hosted_load(now, allow_hosted)
         shape = RequestShape(request.prefill_tokens, request.max_tokens or 0)
-        verdict = admit(shape, loads, hosted_load, policy, self.waiting)
+        guard = self.policy.slo.ttft_seconds if self.policy.ttft_guard else None
+        verdict = admit(shape, self._loads(now, guard, exclude), hosted_load, policy, self.waiting)
+        if guard is not None and verdict.route in ("wait", "reject"):
+            # the guard only steers toward a faster path; with none, a slow replica beats a 429
+            verdict = admit(
+                shape, self._loads(now, None, exclude), hosted_load, policy, self.waiting
+            )
         if verdict.route == "local":
             assert verdict.replica_id is not None
             self.share.record(now, hosted=False)
