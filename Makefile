@@ -19,9 +19,7 @@ setup: $(BIN)/.installed
 	e2e/toolchain/build.sh >/dev/null
 
 demo: setup
-	$(BIN)/weir cluster up
-	@if ls crds/*.yaml >/dev/null 2>&1; then $(BIN)/weir cluster kubectl -- apply -f crds/; fi
-	$(BIN)/weir cluster status
+	$(BIN)/weir demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check operator tests $(wildcard bench)

@@ -42,6 +42,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
     "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
+    "demo": ("weir.demo:demo", "Local cluster, operator and the example deployment, end to end."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {

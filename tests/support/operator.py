@@ -145,7 +145,11 @@ def create(cluster, namespace: str, body: dict[str, Any]) -> None:
 def delete_and_wait(cluster: Any, namespace: str, name: str = "llm") -> None:
     """Delete an InferenceDeployment and wait until the operator let it go (its finalizer)."""
     api = custom(cluster.api)
-    api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments", name)
+    try:
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments", name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
     def gone() -> bool:
         try:

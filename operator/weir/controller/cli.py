@@ -10,6 +10,7 @@ Deployment share their arguments, so the priority is random unless given
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 
 import click
@@ -86,6 +87,12 @@ def operator() -> None:
     "--liveness", default=None, help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
 @click.option("--verbose", is_flag=True, help="Log every handler call.")
+@click.option(
+    "--kubeconfig",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Kubeconfig to use (default: WEIR_OPERATOR_KUBECONFIG, in-cluster, KUBECONFIG).",
+)
 def run(
     namespaces: tuple[str, ...],
     standalone: bool,
@@ -93,9 +100,14 @@ def run(
     priority: int | None,
     liveness: str | None,
     verbose: bool,
+    kubeconfig: str | None,
 ) -> None:
     """Reconcile InferenceDeployments and run their control loops until stopped."""
     import weir.controller.handlers  # noqa: F401 - registers the handlers with kopf
+
+    if kubeconfig:
+        os.environ["WEIR_OPERATOR_KUBECONFIG"] = kubeconfig
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
 
     kopf.configure(verbose=verbose)
     if not standalone:

@@ -88,6 +88,14 @@ def _now() -> str:
     )
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The kubeconfig weir was given (read when kopf logs in), else the official client's view."""
+    if OperatorSettings().kubeconfig:
+        return kopf.login_with_kubeconfig(**kwargs)  # reads KUBECONFIG, set to the same file
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="weir.dev")
