@@ -28,6 +28,7 @@ def _slice(name: str, service: str, endpoints: list[tuple[str, bool, bool]]) -> 
         "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
         "endpoints": [
             {
+                "targetRef": {"kind": "Pod", "name": f"pod-{ip}"},
                 "addresses": [ip],
                 "conditions": {"ready": ready, "serving": True, "terminating": terminating},
             }
@@ -71,6 +72,7 @@ async def test_endpointslice_watch_tracks_ready_draining_and_removed(
             "http://10.2.0.1:8000": "on-demand",
         }
         busy = backends.by_id["http://10.1.0.2:8000"]
+        assert busy.pod == "pod-10.1.0.2"  # the operator's drainingPods name pods
         backends.acquire(busy)  # an open stream on the pod about to drain
         # spot notice: the pod is deleted with a grace period; its endpoint turns terminating
         api.replace_namespaced_endpoint_slice(

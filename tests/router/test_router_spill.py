@@ -178,6 +178,38 @@ async def test_draining_pod_gets_no_new_request_and_its_stream_finishes() -> Non
     assert body.endswith(b"data: [DONE]\n\n")
 
 
+async def test_policy_draining_pods_get_no_new_request(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("defaultConcurrencyLimit: 4\n")
+    async with (
+        standin(delay_s=0.02, tokens=20) as spot,
+        standin() as ondemand,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        endpoints = [
+            Endpoint(spot.url, spot.url, "spot", pod="engine-spot-0"),
+            Endpoint(ondemand.url, ondemand.url, "od", pod="engine-od-0"),
+        ]
+        async with router(endpoints, policy_file=path) as (rt, _):
+            await wait_until(lambda: rt.router.policy.default_concurrency_limit == 4, "policy")
+            rt.router.backends.by_id[ondemand.url].in_flight = 1  # make spot the least loaded
+            open_stream = await _open_stream(client, rt.url)
+            rt.router.backends.by_id[ondemand.url].in_flight = 0
+            # the spot notice: the operator names the pod in the policy
+            path.write_text("defaultConcurrencyLimit: 4\ndrainingPods: [engine-spot-0]\n")
+            await wait_until(lambda: "engine-spot-0" in rt.router.backends.draining_pods, "drain")
+            served = [
+                await client.post(rt.url + "/v1/chat/completions", json=chat()) for _ in range(4)
+            ]
+            body = await open_stream.aread()
+            await open_stream.aclose()
+            text = await scrape(client, rt.url)
+    assert all(r.status_code == 200 for r in served)
+    assert spot.stats.requests == 1 and ondemand.stats.requests == 4
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert metric(text, "weir_router_replicas", state="draining") == 1
+
+
 async def test_local_failure_before_first_token_spills_to_hosted() -> None:
     async with (
         standin(fail_status=500) as broken,

@@ -6,7 +6,9 @@ policy needs: in-flight requests per replica, whether it may take new work,
 and a recent TTFT per replica for the SLO guard. An endpoint that turns
 not-ready or terminating, or disappears, stops getting new requests at once
 but keeps its open streams until they finish; it is forgotten when its last
-stream ends. Waiters for a local slot are woken when any slot frees.
+stream ends. The operator may also name pods in the policy's `drainingPods`
+(at a spot notice, before it deletes them): the same rule applies.
+Waiters for a local slot are woken when any slot frees.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Endpoint:
     pool: str
     ready: bool = True
     draining: bool = False
+    pod: str | None = None
 
 
 class Discovery(Protocol):
@@ -46,6 +49,7 @@ class Backend:
     id: str
     url: str
     pool: str
+    pod: str | None = None
     routable: bool = True
     gone: bool = False
     in_flight: int = 0
@@ -66,6 +70,7 @@ class BackendSet:
 
     def __init__(self) -> None:
         self.by_id: dict[str, Backend] = {}
+        self.draining_pods: frozenset[str] = frozenset()  # marked by the operator's policy
         self._freed = asyncio.Event()
         self.version = 0
 
@@ -77,7 +82,7 @@ class BackendSet:
             backend = self.by_id.get(ep.id)
             if backend is None:
                 backend = self.by_id[ep.id] = Backend(ep.id, ep.url, ep.pool)
-            backend.url, backend.pool, backend.gone = ep.url, ep.pool, False
+            backend.url, backend.pool, backend.pod, backend.gone = ep.url, ep.pool, ep.pod, False
             backend.routable = ep.ready and not ep.draining
         for bid, backend in list(self.by_id.items()):
             if bid not in seen:
@@ -91,19 +96,28 @@ class BackendSet:
         """The admission policy's view; a replica over the TTFT target counts as not accepting."""
         out = []
         for b in self.by_id.values():
-            accepting = b.routable
+            accepting = self.accepts(b)
             if accepting and ttft_target_s is not None:
                 recent = b.recent_ttft(now_s)
                 accepting = recent is None or recent <= ttft_target_s
             out.append(ReplicaLoad(b.id, b.pool, b.in_flight, accepting))
         return out
 
+    def accepts(self, backend: Backend) -> bool:
+        """Ready, not terminating, not marked draining by the policy."""
+        return backend.routable and (backend.pod is None or backend.pod not in self.draining_pods)
+
+    def mark_draining(self, pods: frozenset[str]) -> None:
+        """The policy's drainingPods: no new request to them; their streams finish."""
+        self.draining_pods = pods
+        self._wake()
+
     def pools(self) -> set[str]:
         return {b.pool for b in self.by_id.values()}
 
     def counts(self) -> tuple[int, int]:
         """(routable, draining) replicas."""
-        routable = sum(1 for b in self.by_id.values() if b.routable)
+        routable = sum(1 for b in self.by_id.values() if self.accepts(b))
         return routable, len(self.by_id) - routable
 
     def acquire(self, backend: Backend) -> None:

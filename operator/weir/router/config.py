@@ -64,6 +64,10 @@ class RouterPolicy(Resource):
         ge=1,
         description="max_tokens set on hosted requests that have none, so spend is bounded.",
     )
+    draining_pods: list[str] = Field(
+        default_factory=list,
+        description="Pods that get no new request (spot notice); their open streams finish.",
+    )
     ttft_guard: bool = Field(
         default=True,
         description="Treat a replica whose recent TTFT is over the target as full.",

@@ -53,7 +53,8 @@ def slice_endpoints(slice_obj: Any, pool: str, port_name: str | None) -> list[En
         ready = cond is None or cond.ready is not False
         terminating = cond is not None and cond.terminating is True
         url = f"http://{host}:{port}"
-        out.append(Endpoint(id=url, url=url, pool=pool, ready=ready, draining=terminating))
+        pod = ep.target_ref.name if ep.target_ref is not None else None
+        out.append(Endpoint(url, url, pool, ready=ready, draining=terminating, pod=pod))
     return out
 
 

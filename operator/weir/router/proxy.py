@@ -83,6 +83,7 @@ class Router:
             budget_window_s=settings.budget_window_s,
         )
         self.dupes = DuplicateTracker(settings.dedupe_window_s)
+        self.backends.mark_draining(frozenset(policy.draining_pods))
         self.policy_loaded = True
         model = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "weir"}
         self._models = json.dumps({"object": "list", "data": [model]}).encode()
@@ -97,6 +98,7 @@ class Router:
 
     def set_policy(self, policy: RouterPolicy) -> None:
         self.spill.set_policy(policy)
+        self.backends.mark_draining(frozenset(policy.draining_pods))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
