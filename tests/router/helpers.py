@@ -76,13 +76,14 @@ async def router(
     settings: RouterSettings | None = None,
     policy_file: Path | None = None,
     upstream: Upstream | None = None,
+    key_file: Path | None = None,
 ) -> AsyncIterator[tuple[RunningRouter, StaticDiscovery]]:
     discovery = StaticDiscovery(endpoints)
     live = build_router(
         settings or RouterSettings(model_name=MODEL), policy or RouterPolicy(), upstream
     )
     pf = PolicyFile(policy_file) if policy_file is not None else None
-    async with started_router(live, discovery, policy_file=pf) as running:
+    async with started_router(live, discovery, policy_file=pf, key_file=key_file) as running:
         yield running, discovery
 
 

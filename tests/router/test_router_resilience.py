@@ -203,3 +203,20 @@ async def test_hosted_key_never_leaks(
     (tmp_path / "blank").write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
         read_secret(tmp_path / "blank", "hosted API key")
+
+
+async def test_rotated_hosted_key_applies_without_restart(tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text("key-one\n")
+    settings = RouterSettings(model_name=MODEL, hosted_key=read_secret(key_file, "key"))
+    async with (
+        engine(api_key="key-one", model="hosted/big-model") as hosted,
+        httpx.AsyncClient(timeout=10) as client,
+        router([], _spill_all(hosted.url), settings=settings, key_file=key_file) as (rt, _),
+    ):
+        first = await client.post(rt.url + "/v1/chat/completions", json=chat())
+        hosted.server.settings = hosted.server.settings.model_copy(update={"api_key": "key-two"})
+        key_file.write_text("key-two\n")  # the Secret is rotated in place
+        await wait_until(lambda: rt.router.hosted_key_bytes() == b"key-two", "the new key")
+        second = await client.post(rt.url + "/v1/chat/completions", json=chat())
+    assert first.status_code == 200 and second.status_code == 200

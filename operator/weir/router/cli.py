@@ -118,6 +118,7 @@ def router(**opts: object) -> None:
     logging.basicConfig(level=str(opts["log_level"]).upper(), format="%(levelname)s %(message)s")
     try:
         settings, policy_file, policy, discovery = _load(opts)
+        key_file = opts["hosted_key_file"]
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     live = build_router(settings, policy)
@@ -130,6 +131,7 @@ def router(**opts: object) -> None:
             poll_s=float(str(opts["policy_poll_seconds"])),
             host=str(opts["host"]),
             port=int(str(opts["port"])),
+            key_file=key_file if isinstance(key_file, Path) else None,
         )
     )
 

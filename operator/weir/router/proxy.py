@@ -89,8 +89,16 @@ class Router:
         self._models = json.dumps({"object": "list", "data": [model]}).encode()
         self._hosted_auth: Headers = []
         if settings.hosted_key is not None:
-            self._hosted_auth = [(b"authorization", b"Bearer " + settings.hosted_key.encode())]
+            self.set_hosted_key(settings.hosted_key)
         self._tokens = {b"Bearer " + t.encode() for t in settings.client_tokens}
+
+    def set_hosted_key(self, key: str) -> None:
+        """A new hosted API key (rotated Secret); never logged."""
+        self._hosted_auth = [(b"authorization", b"Bearer " + key.encode())]
+
+    def hosted_key_bytes(self) -> bytes:
+        """The current key's bytes (for change detection only)."""
+        return self._hosted_auth[0][1][7:] if self._hosted_auth else b""
 
     @property
     def policy(self) -> RouterPolicy:

@@ -5,6 +5,8 @@ publishes the endpoint set (EndpointSlices or a fixed list) and the policy
 loop re-reads the mounted policy file every `poll_s` (a ConfigMap update
 swaps the file's symlink, so polling the content is the portable way to
 notice). A policy that does not validate is logged, counted and ignored.
+The hosted API key file is re-read the same way, so a rotated Secret
+applies without a restart (its value is never logged).
 Tests start routers in-process on port 0 with `started_router`; the
 command line runs `serve` in the foreground.
 """
@@ -13,16 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
 from weir.router.backends import Discovery
-from weir.router.config import PolicyFile, RouterPolicy, RouterSettings
+from weir.router.config import PolicyFile, RouterPolicy, RouterSettings, read_secret
 from weir.router.errors import ConfigError
 from weir.router.proxy import Router
 from weir.router.rawhttp import RawUpstream
@@ -56,6 +60,23 @@ async def _watch_policy(router: Router, policy_file: PolicyFile, poll_s: float) 
         await asyncio.sleep(poll_s)
 
 
+async def _watch_key(router: Router, path: Path, poll_s: float) -> None:
+    """Pick up a rotated hosted API key (a mounted Secret is updated in place)."""
+    last = hashlib.sha256(router.hosted_key_bytes()).digest()
+    while True:
+        await asyncio.sleep(poll_s)
+        try:
+            key = read_secret(path, "hosted API key")
+        except ConfigError as exc:
+            log.warning("hosted API key not re-read, keeping the current one: %s", exc)
+            continue
+        digest = hashlib.sha256(key.encode()).digest()
+        if digest != last:
+            router.set_hosted_key(key)
+            last = digest
+            log.info("hosted API key reloaded from %s", path)
+
+
 def build_router(
     settings: RouterSettings, policy: RouterPolicy, upstream: Upstream | None = None
 ) -> Router:
@@ -70,12 +91,18 @@ def build_router(
 
 @contextlib.asynccontextmanager
 async def background(
-    router: Router, discovery: Discovery, policy_file: PolicyFile | None, poll_s: float
+    router: Router,
+    discovery: Discovery,
+    policy_file: PolicyFile | None,
+    poll_s: float,
+    key_file: Path | None = None,
 ) -> AsyncIterator[None]:
-    """Discovery and policy loops for the lifetime of the block."""
+    """Discovery, policy and key loops for the lifetime of the block."""
     tasks = [asyncio.create_task(discovery.run(router.backends.update))]
     if policy_file is not None:
         tasks.append(asyncio.create_task(_watch_policy(router, policy_file, poll_s)))
+    if key_file is not None:
+        tasks.append(asyncio.create_task(_watch_key(router, key_file, poll_s)))
     try:
         yield
     finally:
@@ -112,6 +139,7 @@ async def started_router(
     poll_s: float = 0.05,
     host: str = "127.0.0.1",
     port: int = 0,
+    key_file: Path | None = None,
 ) -> AsyncIterator[RunningRouter]:
     """Serve `router` in the running loop on a real socket; stop it on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -120,7 +148,7 @@ async def started_router(
     sock.listen(4096)
     sock.setblocking(False)
     server = uvicorn.Server(_config(router))
-    async with background(router, discovery, policy_file, poll_s):
+    async with background(router, discovery, policy_file, poll_s, key_file):
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             deadline = time.monotonic() + _STARTUP_TIMEOUT_S
@@ -147,8 +175,9 @@ async def serve(
     poll_s: float,
     host: str,
     port: int,
+    key_file: Path | None = None,
 ) -> None:  # pragma: no cover - the CLI's foreground loop
     """Serve until SIGINT/SIGTERM."""
     server = uvicorn.Server(_config(router, host=host, port=port))
-    async with background(router, discovery, policy_file, poll_s):
+    async with background(router, discovery, policy_file, poll_s, key_file):
         await server.serve()
