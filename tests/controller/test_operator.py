@@ -15,6 +15,15 @@ from weir.cluster.toolchain import ensure
 from weir.cluster.wait import wait_for
 
 
+def read_child(cluster, kind: str, name: str, namespace: str):
+    try:
+        return getattr(cluster.core, f"read_namespaced_{kind}")(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def engine(cluster, namespace: str, name: str) -> client.V1Deployment | None:
     try:
         return cluster.apps.read_namespaced_deployment(name, namespace)
@@ -55,8 +64,9 @@ def test_create_places_engines_on_their_pools_with_owner_references(
     tolerations = spot.spec.template.spec.tolerations
     assert any(t.key == SPOT_TAINT["key"] for t in tolerations)
     for kind, name in (("service", "llm"), ("service", spot_name), ("config_map", "llm-router")):
-        read = getattr(cluster.core, f"read_namespaced_{kind}")
-        assert read(name, namespace).metadata.owner_references[0].uid == owner_uid
+        # children are applied one after another: the router's may land after the engines run
+        found = wait_for(lambda k=kind, n=name: read_child(cluster, k, n, namespace), name, 30)
+        assert found.metadata.owner_references[0].uid == owner_uid
 
     def status_caught_up() -> dict[str, Any] | None:
         status = get_deployment(cluster.api, namespace, "llm").get("status", {})
