@@ -204,6 +204,7 @@ class Router:
                 raise
             # Mid-stream failure: the head is out, so end the stream with an error event.
             event = b"data: " + _error_body(str(exc), exc.error_type, exc.status) + b"\n\n"
+            exchange.response_done = True
             await send({"type": "http.response.body", "body": event, "more_body": False})
         except asyncio.CancelledError:
             if not watcher.done() or task.cancelling() != 1:
