@@ -1,13 +1,15 @@
-"""The router's HTTP client to engine pods and the hosted endpoint.
+"""The narrow interface the proxy needs from an HTTP client, and the httpx one.
 
-One pooled `httpx.AsyncClient` per router, keep-alive connections to every
-upstream, `send(..., stream=True)` so bytes are forwarded as they arrive, and
-httpx's errors mapped here to the router's own (`UpstreamError`,
-`UpstreamTimeoutError`) so the proxy code never sees a third-party exception.
-The read timeout is the idle timeout (longest gap between two chunks); the
+`Upstream` opens a POST and returns a response whose body is still
+streaming; the proxy never sees a third-party exception, only the router's
+own (`UpstreamError`, `UpstreamTimeoutError`). Two implementations: the lean
+`weir.router.rawhttp` client for the engine pods (plain http, the hot path:
+profiling showed httpx costing 5-16 ms of CPU per stream there), and the
+pooled `httpx.AsyncClient` here for https hosted endpoints, with
+`send(..., stream=True)` so bytes are forwarded as they arrive and its read
+timeout as the idle timeout (longest gap between two chunks). The
 first-token timeout is the proxy's, since it spans connect, head and first
-event. `Upstream` is the narrow interface the proxy needs, so a leaner client
-can replace httpx without touching the proxy.
+event. `SchemeUpstream` picks one by URL scheme.
 """
 
 from __future__ import annotations
