@@ -220,3 +220,23 @@ async def test_rotated_hosted_key_applies_without_restart(tmp_path: Path) -> Non
         await wait_until(lambda: rt.router.hosted_key_bytes() == b"key-two", "the new key")
         second = await client.post(rt.url + "/v1/chat/completions", json=chat())
     assert first.status_code == 200 and second.status_code == 200
+
+
+async def test_hosted_429_throttles_spill_for_its_retry_after() -> None:
+    async with (
+        engine(model="hosted/big-model", rate_limit_rps=0.2) as hosted,
+        httpx.AsyncClient(timeout=10) as client,
+        router([], _spill_all(hosted.url)) as (rt, _),
+    ):
+        url = rt.url + "/v1/chat/completions"
+        served = await client.post(url, json=chat())
+        limited = await client.post(url, json=chat())  # the endpoint's own 429, passed on
+        throttled = await client.post(url, json=chat())  # the router does not even try
+        text = await scrape(client, rt.url)
+    assert served.status_code == 200
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+    assert throttled.status_code == 429
+    assert "hosted throttled" in throttled.json()["error"]["message"]
+    assert metric(text, "weir_router_requests_total", backend="hosted") == 2
+    assert metric(text, "weir_router_spill_decisions_total", reason="hosted_throttled") == 1
+    assert metric(text, "weir_router_hosted_breaker_open") == 0  # a 429 is not a failure
