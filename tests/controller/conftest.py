@@ -21,7 +21,7 @@ def weir_crds(cluster):
 def operator(weir_crds, tmp_path_factory) -> Iterator[Path]:
     cluster = weir_crds
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with operator_process(cluster.settings.kubeconfig, log, "--standalone"):
+    with operator_process(cluster.settings, log, "--standalone"):
         yield log
 
 

@@ -60,9 +60,7 @@ def test_metrics_drive_scale_up_and_missing_metrics_hold_the_plan(
     cluster, namespace, capacity_pools, busy_router, tmp_path
 ):
     state_dir = cluster.settings.state_dir
-    with operator_process(
-        cluster.settings.kubeconfig, tmp_path / "op.log", "--standalone", env=FAST
-    ):
+    with operator_process(cluster.settings, tmp_path / "op.log", "--standalone", env=FAST):
         spec = deployment(namespace)
         spec["spec"]["pools"][1]["minReplicas"] = 0
         create(cluster, namespace, spec)

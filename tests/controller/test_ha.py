@@ -58,11 +58,11 @@ def test_only_the_leader_acts_and_the_follower_takes_over(
 ):
     install_peering_crds(cluster)
     peering = f"weir-{namespace}"
-    kubeconfig = cluster.settings.kubeconfig
+    settings = cluster.settings
     low_log, high_log = tmp_path / "low.log", tmp_path / "high.log"
-    with operator_process(kubeconfig, low_log, f"--peering={peering}", "--priority=10", env=FAST):
+    with operator_process(settings, low_log, f"--peering={peering}", "--priority=10", env=FAST):
         with operator_process(
-            kubeconfig, high_log, f"--peering={peering}", "--priority=20", env=FAST
+            settings, high_log, f"--peering={peering}", "--priority=20", env=FAST
         ):
             wait_for(
                 lambda: len(peers(cluster, peering)) == 2,

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from weir.api.crd import crd_manifest
 from weir.api.resources import DEFINITIONS
 from weir.cluster.pools import SPOT_TAINT
+from weir.cluster.settings import ClusterSettings
 from weir.cluster.wait import wait_for
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
@@ -47,13 +48,14 @@ def install_crds(api: client.ApiClient) -> None:
 
 @contextmanager
 def operator_process(
-    kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None
+    settings: ClusterSettings, log: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`weir operator run ARGS` as a child process; stopped (and reaped) on exit."""
+    """`weir operator run ARGS` against the test cluster and its Prometheus; stopped on exit."""
     environment = {
         **os.environ,
-        "WEIR_OPERATOR_KUBECONFIG": str(kubeconfig),
-        "KUBECONFIG": str(kubeconfig),
+        "WEIR_OPERATOR_KUBECONFIG": str(settings.kubeconfig),
+        "KUBECONFIG": str(settings.kubeconfig),
+        "WEIR_OPERATOR_PROMETHEUS_URL": settings.prometheus_url,
         "WEIR_OPERATOR_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
