@@ -9,7 +9,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from support.operator import GROUP, VERSION, create, custom, deployment, get_deployment
+from support.operator import (
+    GROUP,
+    VERSION,
+    create,
+    custom,
+    deployment,
+    get_deployment,
+)
 from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
 from weir.cluster.toolchain import ensure
 from weir.cluster.wait import wait_for
@@ -205,3 +212,29 @@ def test_recommend_mode_changes_nothing_but_status(cluster, operator, namespace,
         30,
     )
     assert engine_total(cluster, namespace) == 3  # the minimum it started with, untouched
+
+
+def test_update_converges_and_prunes_a_removed_pool(cluster, operator, namespace, capacity_pools):
+    create(cluster, namespace, deployment(namespace))
+    spot = f"llm-{namespace}-spot"
+    wait_for(lambda: engine(cluster, namespace, spot), f"deployment {spot}", 60)
+    api = custom(cluster.api)
+    body = get_deployment(cluster.api, namespace, "llm")
+    body["spec"]["pools"] = [body["spec"]["pools"][0] | {"minReplicas": 2}]
+    api.replace_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencedeployments", "llm", body
+    )
+    od = f"llm-{namespace}-od"
+    wait_for(
+        lambda: (
+            engine(cluster, namespace, spot) is None
+            and read_child(cluster, "service", spot, namespace) is None
+        ),
+        "the spot pool's children to be pruned",
+        60,
+    )
+    wait_for(
+        lambda: (d := engine(cluster, namespace, od)) is not None and d.spec.replicas == 2,
+        "the on-demand pool to converge on its new minimum",
+        60,
+    )
