@@ -46,6 +46,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {
+    "operator": (
+        "weir.controller.bench:bench_operator",
+        "The operator at scale on the local cluster: queries per cycle, cycle time, RSS.",
+    ),
     "planner": (
         "weir.sim.cli:bench_planner",
         "Replay a trace through weir's planner and the baselines; compare $ per useful token.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from typing import Any, cast
 
 import kopf
@@ -48,20 +49,25 @@ class _Runtime:
             except config.ConfigException:
                 config.load_kube_config()  # type: ignore[no-untyped-call]
             self.api = client.ApiClient()
+        configuration = self.api.configuration
+        configuration.connection_pool_maxsize = 32  # concurrent applies and daemons
+        self.api = client.ApiClient(configuration=configuration)
         self.applier = Applier(self.api)
         self.children = ChildSettings(
             router_image=settings.router_image,
             engine_cpu=settings.engine_cpu,
             engine_memory=settings.engine_memory,
+            router_replicas=settings.router_replicas,
         )
         source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
+        exported = OperatorMetrics()
         self.loop = LoopContext(
             api=self.api,
             applier=self.applier,
             children=self.children,
             profiles=load_profiles(settings.profiles_dir),
-            metrics=MetricsCache(source, settings.metrics_refresh_s),
-            exported=OperatorMetrics(),
+            metrics=MetricsCache(source, settings.metrics_refresh_s, exported),
+            exported=exported,
             spot_condition_s=settings.spot_condition_s,
         )
         if settings.metrics_port:
@@ -202,8 +208,10 @@ async def control_loop(
         return
     try:
         while not stopped:
+            started = time.monotonic()
             period = await _control_step(namespace, name, memo)
-            await stopped.wait(period)
+            # a fixed rate: the step's own time counts against the period
+            await stopped.wait(max(0.0, period - (time.monotonic() - started)))
     finally:
         if stopped:
             _runtime(memo).loop.exported.forget(namespace, name)

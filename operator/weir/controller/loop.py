@@ -45,7 +45,10 @@ def now_text(now_s: float) -> str:
 class MetricsCache:
     """One snapshot shared by every deployment's step, refreshed at most every `max_age_s`."""
 
-    def __init__(self, source: MetricsSource, max_age_s: float) -> None:
+    def __init__(
+        self, source: MetricsSource, max_age_s: float, exported: OperatorMetrics | None = None
+    ) -> None:
+        self._exported = exported
         self._source = source
         self._max_age_s = max_age_s
         self._last: MetricsSnapshot | None = None
@@ -59,6 +62,9 @@ class MetricsCache:
                 return last
             self._last = await asyncio.to_thread(self._source.collect, now_s)
             self.collections += 1
+            if self._exported is not None:
+                self._exported.collections.inc()
+                self._exported.queries.inc(self._last.queries)
             return self._last
 
 
@@ -76,6 +82,11 @@ class LoopContext:
     # (namespace, deployment) -> (when, what) of the last spot drain
     interruptions: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
     spot_condition_s: float = 600.0
+    last_step_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    # owner UID -> digest of the children last applied; a full apply every `resync_every` steps
+    applied: dict[str, str] = field(default_factory=dict)
+    steps_taken: dict[str, int] = field(default_factory=dict)
+    resync_every: int = 10
     clock: Any = time.time
 
 
@@ -148,23 +159,33 @@ def step(
     ctx: LoopContext, body: dict[str, Any], snapshot: MetricsSnapshot, now_s: float
 ) -> tuple[dict[str, Any], Decision | str]:
     """Decide and converge one deployment; the status to write and the decision (sync)."""
+    started = time.monotonic()
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    previous = ctx.last_step_at.get(key)
+    ctx.last_step_at[key] = started
+    if previous is not None:
+        ctx.exported.step_gap.observe(started - previous)
     decision = _decide(ctx, body, snapshot, now_s)
-    if isinstance(decision, Decision):
-        ctx.states[body["metadata"]["uid"]] = decision.plan.state
-        outcome = reconcile(
-            ctx.api,
-            ctx.applier,
-            body,
-            now_text(now_s),
-            ctx.children,
-            replicas=decision.replicas,
-            router_policy=decision.router_policy,
-        )
-    else:
-        outcome = reconcile(ctx.api, ctx.applier, body, now_text(now_s), ctx.children)
+    uid = body["metadata"]["uid"]
+    count = ctx.steps_taken.get(uid, 0)
+    ctx.steps_taken[uid] = count + 1
+    if count % ctx.resync_every == 0:
+        ctx.applied.pop(uid, None)  # level-based: re-apply everything now and then
+    planned = decision if isinstance(decision, Decision) else None
+    if planned is not None:
+        ctx.states[uid] = planned.plan.state
+    outcome = reconcile(
+        ctx.api,
+        ctx.applier,
+        body,
+        now_text(now_s),
+        ctx.children,
+        replicas=planned.replicas if planned else None,
+        router_policy=planned.router_policy if planned else None,
+        applied=ctx.applied,
+    )
     generation = body["metadata"].get("generation")
     status = _merge(outcome, decision, now_text(now_s), generation)
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
     when, what = ctx.interruptions.get(key, (-1e18, ""))
     recent = now_s - when < ctx.spot_condition_s
     status["conditions"] = set_condition(
@@ -177,4 +198,6 @@ def step(
         generation,
     )
     ctx.exported.observe(body["metadata"]["namespace"], body["metadata"]["name"], status)
+    ctx.exported.steps.inc()
+    ctx.exported.step_seconds.observe(time.monotonic() - started)
     return status, decision

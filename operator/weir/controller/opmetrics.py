@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LABELS = ["namespace", "weir_dev_deployment"]
 
@@ -80,6 +80,25 @@ class OperatorMetrics:
             "Spot reclaims that drained engine pods of the deployment.",
             _LABELS,
             registry=r,
+        )
+        self.steps = Counter(
+            "weir_control_steps", "Control steps taken, all deployments.", registry=r
+        )
+        self.step_seconds = Histogram(
+            "weir_control_step_seconds",
+            "Duration of one deployment's control step, seconds.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.step_gap = Histogram(
+            "weir_control_step_gap_seconds",
+            "Time between two steps of the same deployment (the effective period), seconds.",
+            buckets=(0.5, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120),
+            registry=r,
+        )
+        self.queries = Counter("weir_metrics_queries", "PromQL queries sent.", registry=r)
+        self.collections = Counter(
+            "weir_metrics_collections", "Metrics snapshots taken (one query set each).", registry=r
         )
         self.held = Gauge(
             "weir_plan_held", "1 when the last plan was held (stale metrics).", _LABELS, registry=r

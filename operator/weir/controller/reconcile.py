@@ -9,6 +9,8 @@ no child.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +96,15 @@ def reconcile(
     settings: ChildSettings,
     replicas: dict[str, int] | None = None,
     router_policy: dict[str, Any] | None = None,
+    applied: dict[str, str] | None = None,
 ) -> Outcome:
-    """Apply the children of one InferenceDeployment and say what its status should be."""
+    """Apply the children of one InferenceDeployment and say what its status should be.
+
+    With `applied` (owner UID -> digest of the children last applied), an unchanged
+    desired set is not re-applied; only the engine Deployments' status is read. The
+    control loop passes it and forces a full apply now and then; event handlers do
+    not pass it, so an edit by hand is always put back.
+    """
     meta, status = body["metadata"], dict(body.get("status") or {})
     generation = meta.get("generation")
     conditions = list(status.get("conditions") or [])
@@ -116,14 +125,20 @@ def reconcile(
             conditions, "Ready", False, "InvalidReference", message, now, generation
         )
         return Outcome({"conditions": conditions, "observedGeneration": generation}, None, message)
-    result = applier.sync(owner.namespace, owner.name, owner.uid, manifests)
+    digest = hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
+    if applied is not None and applied.get(owner.uid) == digest:
+        result = applier.observe(owner.namespace, owner.name)
+    else:
+        result = applier.sync(owner.namespace, owner.name, owner.uid, manifests)
+        if applied is not None:
+            applied[owner.uid] = digest
     conditions = set_condition(
         conditions,
         "Ready",
         True,
         "ChildrenApplied",
-        f"{result.applied} objects applied"
-        + (f", pruned {len(result.pruned)}" if result.pruned else ""),
+        f"{len(manifests)} objects match the spec"
+        + (f"; pruned {', '.join(result.pruned)}" if result.pruned else ""),
         now,
         generation,
     )

@@ -19,6 +19,9 @@ class OperatorSettings(BaseSettings):
     router_image: str = Field(
         default="ghcr.io/weir-dev/weir:0.1.0", description="Image of the router (this package)."
     )
+    router_replicas: int = Field(
+        default=1, ge=0, le=100, description="Router pods per InferenceDeployment."
+    )
     engine_cpu: str = Field(default="8", description="CPU request of an engine pod.")
     engine_memory: str = Field(default="64Gi", description="Memory request of an engine pod.")
     prometheus_url: str = Field(
