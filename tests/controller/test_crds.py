@@ -17,10 +17,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from support.operator import install_crds
 from weir.api.crd import crd_manifest, model_schema, structural
 from weir.api.resources import DEFINITIONS
 from weir.cluster.toolchain import ensure
-from weir.cluster.wait import wait_for
 from weir.controller.crds import chart_files, stale_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,27 +74,7 @@ def test_descriptions_reach_the_schema():
 
 @pytest.fixture(scope="module")
 def crds_installed(cluster):
-    ext = client.ApiextensionsV1Api(cluster.api)
-    for definition in DEFINITIONS:
-        body = crd_manifest(definition)
-        try:
-            ext.create_custom_resource_definition(body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            current = ext.read_custom_resource_definition(definition.name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(definition.name, body)
-
-    def established() -> bool:
-        for definition in DEFINITIONS:
-            crd = ext.read_custom_resource_definition(definition.name)
-            conditions = {c.type: c.status for c in crd.status.conditions or []}
-            if conditions.get("Established") != "True":
-                return False
-        return True
-
-    wait_for(established, "CRDs to be established", 60)
+    install_crds(cluster.api)
     return cluster
 
 

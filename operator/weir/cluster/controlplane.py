@@ -38,22 +38,7 @@ class ComponentStatus:
 
 
 def _pki(settings: ClusterSettings) -> Pki:
-    d = settings.state_dir / "pki"
-    return Pki(
-        *(
-            d / n
-            for n in (
-                "ca.crt",
-                "ca.key",
-                "apiserver.crt",
-                "apiserver.key",
-                "admin.crt",
-                "admin.key",
-                "sa.key",
-                "sa.pub",
-            )
-        )
-    )
+    return Pki.at(settings.state_dir / "pki")
 
 
 def _port_env(name: str) -> str:

@@ -20,6 +20,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=30)
+_FILES = (
+    "ca.crt",
+    "ca.key",
+    "apiserver.crt",
+    "apiserver.key",
+    "admin.crt",
+    "admin.key",
+    "sa.key",
+    "sa.pub",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,11 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+
+    @classmethod
+    def at(cls, directory: Path) -> Pki:
+        """Where `write_pki` puts (or put) each file in `directory`."""
+        return cls(*(directory / name for name in _FILES))
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -87,21 +102,7 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 def write_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
     """Make a CA, the API server's serving cert, an admin client cert and the SA keys."""
     directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(
-        *(
-            directory / n
-            for n in (
-                "ca.crt",
-                "ca.key",
-                "apiserver.crt",
-                "apiserver.key",
-                "admin.crt",
-                "admin.key",
-                "sa.key",
-                "sa.pub",
-            )
-        )
-    )
+    pki = Pki.at(directory)
     ca_key = _key()
     ca_name = _name("weir-local-ca")
     ca = _issue(

@@ -15,23 +15,16 @@ import secrets
 
 import click
 import kopf
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from weir.controller.kubeapi import api_client
 from weir.controller.settings import OperatorSettings
 
 
 def _ensure_peering(name: str, namespaces: tuple[str, ...]) -> None:
     """Create the peering object kopf patches (kopf expects it to exist)."""
-    settings = OperatorSettings()
-    if settings.kubeconfig:
-        api = config.new_client_from_config(config_file=settings.kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
+    api = api_client(OperatorSettings(), pool_size=2)
     custom = client.CustomObjectsApi(api)
     try:
         if namespaces:
@@ -60,7 +53,7 @@ def _ensure_peering(name: str, namespaces: tuple[str, ...]) -> None:
         if exc.status != 409:
             raise click.ClickException(f"cannot create peering {name}: {exc.reason}") from exc
     finally:
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
 
 
 @click.group()

@@ -19,13 +19,14 @@ import time
 from typing import Any, cast
 
 import kopf
-from kubernetes import client, config
+from kubernetes import client
 from prometheus_client import start_http_server
 
 from weir.api import load_profiles
 from weir.controller.apply import FIELD_MANAGER, Applier, ApplyError
 from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, ChildSettings
 from weir.controller.control import Decision
+from weir.controller.kubeapi import api_client
 from weir.controller.loop import LoopContext, MetricsCache, step
 from weir.controller.opmetrics import OperatorMetrics
 from weir.controller.reconcile import Outcome, reconcile
@@ -41,17 +42,7 @@ class _Runtime:
 
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
-        if settings.kubeconfig:
-            self.api = config.new_client_from_config(config_file=settings.kubeconfig)  # type: ignore[no-untyped-call]
-        else:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-            except config.ConfigException:
-                config.load_kube_config()  # type: ignore[no-untyped-call]
-            self.api = client.ApiClient()
-        configuration = self.api.configuration
-        configuration.connection_pool_maxsize = 32  # concurrent applies and daemons
-        self.api = client.ApiClient(configuration=configuration)
+        self.api = api_client(settings)
         self.applier = Applier(self.api)
         self.children = ChildSettings(
             router_image=settings.router_image,

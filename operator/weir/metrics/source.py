@@ -21,21 +21,9 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-from weir.metrics.templates import QueryTemplates
+from weir.metrics.templates import QUERY_NAMES, QueryTemplates
 
 Key = tuple[str, str]  # (namespace, InferenceDeployment name)
-_FIELDS = (
-    "requests_per_s",
-    "hosted_requests_per_s",
-    "output_tokens_per_s",
-    "useful_tokens_per_s",
-    "input_tokens_per_s",
-    "cached_input_tokens_per_s",
-    "hosted_dollars_per_s",
-    "gpu_dollars_per_hour",
-    "engine_running",
-    "engine_waiting",
-)
 
 
 @dataclass(frozen=True)
@@ -175,7 +163,7 @@ class PrometheusSource:
         keys = {k for values in by_field.values() for k in values}
         deployments = {
             key: DeploymentMetrics(
-                **{f: by_field.get(f, {}).get(key, 0.0) for f in _FIELDS},
+                **{f: by_field.get(f, {}).get(key, 0.0) for f in QUERY_NAMES},
                 notes=tuple(notes.get(key, ())),
             )
             for key in keys

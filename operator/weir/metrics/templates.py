@@ -19,6 +19,21 @@ def _tokens(selector: str) -> str:
     return "sum by ({by}) (rate(weir_router_tokens_total{{" + selector + "}}[{window}]))"
 
 
+# One query per quantity; the snapshot's DeploymentMetrics has a field of each name.
+QUERY_NAMES = (
+    "requests_per_s",
+    "hosted_requests_per_s",
+    "output_tokens_per_s",
+    "useful_tokens_per_s",
+    "input_tokens_per_s",
+    "cached_input_tokens_per_s",
+    "hosted_dollars_per_s",
+    "gpu_dollars_per_hour",
+    "engine_running",
+    "engine_waiting",
+)
+
+
 class QueryTemplates(BaseSettings):
     """The query set; override any field with WEIR_QUERY_<FIELD> to match your metric names."""
 
@@ -75,16 +90,4 @@ class QueryTemplates(BaseSettings):
     def rendered(self, window_s: float) -> dict[str, str]:
         """Every query of the set, with the window and grouping filled in."""
         window = f"{max(1, round(window_s))}s"
-        names = [
-            "requests_per_s",
-            "hosted_requests_per_s",
-            "output_tokens_per_s",
-            "useful_tokens_per_s",
-            "input_tokens_per_s",
-            "cached_input_tokens_per_s",
-            "hosted_dollars_per_s",
-            "gpu_dollars_per_hour",
-            "engine_running",
-            "engine_waiting",
-        ]
-        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in names}
+        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in QUERY_NAMES}
