@@ -124,7 +124,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll interval of a bounded wait for the target to answer
     raise ConfigError(f"{what} was not ready within {_READY_TIMEOUT_S:.0f} s")
 
 
