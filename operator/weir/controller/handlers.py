@@ -159,12 +159,18 @@ async def _reapply_named(namespace: str, name: str, memo: kopf.Memo) -> None:
 
 
 def _changed_by_us(body: kopf.Body) -> bool:
-    """Whether the latest write to a child was weir's own apply (nothing to restore)."""
+    """Whether the latest write to a child was weir's own apply (nothing to restore).
+
+    managedFields times have one-second resolution: when several managers wrote in the
+    latest second, it counts as ours only if all of them are weir.
+    """
     entries = body.get("metadata", {}).get("managedFields") or []
     if not entries:
         return False
-    latest = max(entries, key=lambda e: str(e.get("time", "")))
-    return bool(latest.get("manager") == FIELD_MANAGER)
+    latest = max(str(e.get("time", "")) for e in entries)
+    return all(
+        e.get("manager") == FIELD_MANAGER for e in entries if str(e.get("time", "")) == latest
+    )
 
 
 _CHILD_FILTER = {DEPLOYMENT_LABEL: kopf.PRESENT, COMPONENT_LABEL: kopf.PRESENT}

@@ -23,7 +23,12 @@ from typing import Any
 from kubernetes import client
 from pydantic import ValidationError
 
-from weir.api import EngineProfile, InferenceDeploymentSpec
+from weir.api import (
+    CapacityPoolSpec,
+    EngineProfile,
+    HostedEndpointSpec,
+    InferenceDeploymentSpec,
+)
 from weir.controller.apply import Applier
 from weir.controller.children import ChildSettings, InvalidReferenceError
 from weir.controller.conditions import set_condition
@@ -102,15 +107,32 @@ def _observed(status: dict[str, Any]) -> dict[str, PoolObservation]:
     }
 
 
+References = tuple[dict[str, CapacityPoolSpec], HostedEndpointSpec | None]
+
+
+def _references(ctx: LoopContext, body: dict[str, Any]) -> References | None:
+    """The pools and endpoint the spec names, read once per step (None: let reconcile say why)."""
+    try:
+        spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
+        return read_pools(ctx.api, spec), read_hosted(ctx.api, body["metadata"]["namespace"], spec)
+    except (InvalidReferenceError, ValidationError):
+        return None
+
+
 def _decide(
-    ctx: LoopContext, body: dict[str, Any], snapshot: MetricsSnapshot, now_s: float
+    ctx: LoopContext,
+    body: dict[str, Any],
+    snapshot: MetricsSnapshot,
+    now_s: float,
+    references: References | None,
 ) -> Decision | str:
     """The decision, or why none could be made (for the Degraded condition)."""
     meta, status = body["metadata"], body.get("status") or {}
+    if references is None:
+        return "the spec or a referenced CapacityPool or HostedEndpoint is invalid"
+    pools, hosted = references
     try:
         spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-        pools = read_pools(ctx.api, spec)
-        hosted = read_hosted(ctx.api, meta["namespace"], spec)
         if len(pools) != len(spec.pools) or (spec.hosted is not None and hosted is None):
             return "a referenced CapacityPool or HostedEndpoint is missing"
         state = ctx.states.get(meta["uid"]) or decode_state(status.get("plannerState"))
@@ -165,7 +187,8 @@ def step(
     ctx.last_step_at[key] = started
     if previous is not None:
         ctx.exported.step_gap.observe(started - previous)
-    decision = _decide(ctx, body, snapshot, now_s)
+    references = _references(ctx, body)
+    decision = _decide(ctx, body, snapshot, now_s, references)
     uid = body["metadata"]["uid"]
     count = ctx.steps_taken.get(uid, 0)
     ctx.steps_taken[uid] = count + 1
@@ -183,6 +206,7 @@ def step(
         replicas=planned.replicas if planned else None,
         router_policy=planned.router_policy if planned else None,
         applied=ctx.applied,
+        references=references,
     )
     generation = body["metadata"].get("generation")
     status = _merge(outcome, decision, now_text(now_s), generation)

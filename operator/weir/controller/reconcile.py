@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 from pydantic import ValidationError
 
-from weir.api import InferenceDeploymentSpec
+from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
 from weir.api._base import describe_validation_error
 from weir.controller.apply import Applier, ApplyResult
 from weir.controller.children import (
@@ -97,6 +97,7 @@ def reconcile(
     replicas: dict[str, int] | None = None,
     router_policy: dict[str, Any] | None = None,
     applied: dict[str, str] | None = None,
+    references: tuple[dict[str, CapacityPoolSpec], HostedEndpointSpec | None] | None = None,
 ) -> Outcome:
     """Apply the children of one InferenceDeployment and say what its status should be.
 
@@ -111,8 +112,11 @@ def reconcile(
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     try:
         spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-        pools = read_pools(api, spec)
-        hosted = read_hosted(api, owner.namespace, spec)
+        if references is not None:
+            pools, hosted = references
+        else:
+            pools = read_pools(api, spec)
+            hosted = read_hosted(api, owner.namespace, spec)
         replicas = clamp(spec, replicas) if replicas is not None else planned_replicas(spec, status)
         policy = router_policy if router_policy is not None else status.get("spillPolicy") or {}
         inputs = Inputs(owner, spec, pools, hosted, replicas, policy, settings)
