@@ -24,18 +24,30 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(
         first.kill()  # SIGKILL, wherever it was in the apply sequence
         first.wait(timeout=10)
     with operator_process(settings, tmp_path / "second.log", "--standalone"):
-        wait_for(
-            lambda: len(cluster.apps.list_namespaced_deployment(namespace).items) == 3,
-            "all three Deployments after the restart",
-            60,
-        )
-        names = sorted(
-            d.metadata.name for d in cluster.apps.list_namespaced_deployment(namespace).items
-        )
-        assert names == sorted([f"llm-{namespace}-od", f"llm-{namespace}-spot", "llm-router"])
-        services = [s.metadata.name for s in cluster.core.list_namespaced_service(namespace).items]
-        assert sorted(services) == sorted(["llm", f"llm-{namespace}-od", f"llm-{namespace}-spot"])
-        owner = get_deployment(cluster.api, namespace, "llm")["metadata"]["uid"]
-        for d in cluster.apps.list_namespaced_deployment(namespace).items:
-            assert [r.uid for r in d.metadata.owner_references] == [owner]
-        delete_and_wait(cluster, namespace)
+        try:
+            expected = {
+                "deployments": sorted(
+                    [f"llm-{namespace}-od", f"llm-{namespace}-spot", "llm-router"]
+                ),
+                "services": sorted(["llm", f"llm-{namespace}-od", f"llm-{namespace}-spot"]),
+            }
+
+            def children() -> dict[str, list[str]]:
+                apps, core = cluster.apps, cluster.core
+                return {
+                    "deployments": sorted(
+                        d.metadata.name for d in apps.list_namespaced_deployment(namespace).items
+                    ),
+                    "services": sorted(
+                        s.metadata.name for s in core.list_namespaced_service(namespace).items
+                    ),
+                }
+
+            # children are applied concurrently: wait for the whole set, then check it is
+            # exactly the set (a duplicate or an orphan would make it differ for good)
+            wait_for(lambda: children() == expected, "exactly the expected children", 60)
+            owner = get_deployment(cluster.api, namespace, "llm")["metadata"]["uid"]
+            for d in cluster.apps.list_namespaced_deployment(namespace).items:
+                assert [r.uid for r in d.metadata.owner_references] == [owner]
+        finally:
+            delete_and_wait(cluster, namespace)  # while an operator runs to release its finalizer
