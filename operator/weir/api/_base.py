@@ -7,6 +7,10 @@ are frozen: a spec is a value, and the planner may share it freely.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -33,3 +37,23 @@ def describe_validation_error(what: str, exc: ValidationError) -> str:
         path = ".".join(str(part) for part in err["loc"]) or "(root)"
         lines.append(f"  {path}: {err['msg']}")
     return "\n".join(lines)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], what: str, error: type[Exception]) -> M:
+    """Read a YAML file into `model`; every failure is `error` naming the file and the field.
+
+    `what` names the kind of file for people ("engine profile", "pools file", ...).
+    """
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise error(describe_validation_error(f"{what} {path}", exc)) from exc

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from weir.api._base import load_yaml_model
 
 
 class ProfileError(ValueError):
@@ -83,16 +84,7 @@ class EngineProfile(BaseModel):
 
 def load_profile(path: Path) -> EngineProfile:
     """Read one profile file, with an error that names the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"cannot read engine profile {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"engine profile {path} is not valid YAML: {exc}") from exc
-    try:
-        return EngineProfile.model_validate(raw)
-    except ValidationError as exc:
-        raise ProfileError(f"engine profile {path} is invalid:\n{exc}") from exc
+    return load_yaml_model(path, EngineProfile, "engine profile", ProfileError)
 
 
 def load_profiles(directory: Path) -> dict[str, EngineProfile]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from weir.api._base import load_yaml_model
 from weir.cluster.errors import ClusterError
 
 POOL_LABEL = "weir.dev/pool"
@@ -69,16 +69,7 @@ class PoolsFile(BaseModel):
 
 def load_pools(path: Path) -> PoolsFile:
     """Read and validate a pools file; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ClusterError(f"cannot read pools file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ClusterError(f"pools file {path} is not valid YAML: {exc}") from exc
-    try:
-        return PoolsFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ClusterError(f"pools file {path} is invalid:\n{exc}") from exc
+    return load_yaml_model(path, PoolsFile, "pools file", ClusterError)
 
 
 def node_manifests(pool: PoolSpec) -> list[dict[str, Any]]:

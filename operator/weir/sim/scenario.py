@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from weir.api import (
     CapacityPoolSpec,
@@ -20,9 +19,9 @@ from weir.api import (
     InferenceDeploymentSpec,
     Resource,
     SpecError,
-    describe_validation_error,
     load_profile,
 )
+from weir.api._base import load_yaml_model
 from weir.planner.types import PlanningSpec
 
 
@@ -84,16 +83,7 @@ class Scenario(Resource):
 
 def load_scenario(path: Path) -> Scenario:
     """Read a scenario file with errors that name the field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read scenario {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"scenario {path} is not valid YAML: {exc}") from exc
-    try:
-        return Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(f"scenario {path}", exc)) from exc
+    return load_yaml_model(path, Scenario, "scenario", SpecError)
 
 
 def load_scenario_profiles(scenario: Scenario, directory: Path) -> dict[str, EngineProfile]:
