@@ -41,6 +41,7 @@ def isolated(state_dir: Path) -> ClusterSettings:
         scheduler_port=sched,
         prometheus_port=prom,
         pod_cidr="198.19.0.0/16",
+        pod_network=False,  # one pod network per machine: the session cluster has it
         start_timeout_s=120,
     )
 

@@ -84,8 +84,17 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("WEIR_CLUSTER_APISERVER_PORT", "17443")
     monkeypatch.setenv("WEIR_CLUSTER_STATE_DIR", str(tmp_path))
     settings = ClusterSettings()
-    assert settings.apiserver_url == "https://127.0.0.1:17443"
+    # with a pod network the API server listens on the host end of the veth
+    assert settings.apiserver_url == "https://198.19.255.1:17443"
     assert settings.kubeconfig == tmp_path / "kubeconfig"
+    monkeypatch.setenv("WEIR_CLUSTER_POD_NETWORK", "false")
+    assert ClusterSettings().apiserver_url == "https://127.0.0.1:17443"
+
+
+def test_settings_refuse_a_link_inside_the_pod_cidr():
+    with pytest.raises(ValidationError, match="overlaps pod_cidr"):
+        ClusterSettings(pod_cidr="198.19.0.0/16")
+    assert ClusterSettings(pod_cidr="198.19.0.0/16", pod_network=False).host_address
 
 
 @pytest.mark.parametrize("cidr", ["127.0.0.0/16", "198.18.0.0/28", "not-a-cidr"])

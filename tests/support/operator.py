@@ -13,37 +13,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from weir.api.crd import crd_manifest
-from weir.api.resources import DEFINITIONS
+from weir.closedloop.harness import install_crds
 from weir.cluster.pools import SPOT_TAINT
 from weir.cluster.settings import ClusterSettings
 from weir.cluster.wait import wait_for
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
-
-
-def install_crds(api: client.ApiClient) -> None:
-    ext = client.ApiextensionsV1Api(api)
-    for definition in DEFINITIONS:
-        body = crd_manifest(definition)
-        try:
-            ext.create_custom_resource_definition(body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            current = ext.read_custom_resource_definition(definition.name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(definition.name, body)
-
-    def established() -> bool:
-        for definition in DEFINITIONS:
-            crd = ext.read_custom_resource_definition(definition.name)
-            conditions = {c.type: c.status for c in crd.status.conditions or []}
-            if conditions.get("Established") != "True":
-                return False
-        return True
-
-    wait_for(established, "weir CRDs to be established", 60)
+__all__ = ["install_crds"]
 
 
 @contextmanager

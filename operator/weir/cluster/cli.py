@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -120,3 +121,23 @@ def kubectl(args: tuple[str, ...]) -> None:
         _fail(exc)
     env = {**os.environ, "KUBECONFIG": str(settings.kubeconfig)}
     raise SystemExit(subprocess.call([str(tools.kubectl), *args], env=env))
+
+
+@cluster.command(hidden=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), required=True)
+def supervise(state_dir: Path) -> None:
+    """Run the pod supervisor (`weir cluster up` starts it; see weir.cluster.supervisor)."""
+    import logging
+    import signal
+    import threading
+
+    from weir.cluster.supervisor import Supervisor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
+    settings = ClusterSettings(state_dir=state_dir)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with kube.api_client(settings) as api:
+        Supervisor(settings, api).run(stop)

@@ -1,10 +1,12 @@
 """The command lines of the cluster's processes and how to tell each is healthy.
 
 Flags follow controller-runtime's envtest and `hack/local-up-cluster.sh`, with
-the changes recorded in e2e/README.md: everything binds to 127.0.0.1, the API
-server advertises 127.0.0.1 and does not reconcile its own endpoints (it would
-keep trying to publish a loopback address), and the controller manager hands
-each node a /24 of the pod CIDR, which KWOK then uses for pod addresses.
+the changes recorded in e2e/README.md: everything binds to 127.0.0.1 except the
+API server, which listens on the host end of the pods' veth when pods have a
+network (so pods reach it; the address is local to the host too) and does not
+reconcile its own endpoints, and the controller manager hands each node a /24
+of the pod CIDR, which KWOK then uses for pod addresses. With a pod network,
+KWOK leaves readiness to the pod supervisor (e2e/kwok/pod-stages.yaml).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import ssl
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +76,7 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
     kubeconfig = str(s.kubeconfig.resolve())
     etcd_url = f"http://127.0.0.1:{s.etcd_port}"
     admin = admin_ssl_context(pki)
-    return [
+    found = [
         Component(
             "etcd",
             (
@@ -95,15 +99,15 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
             (
                 str(tools.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={s.apiserver_address}",
+                f"--advertise-address={s.apiserver_address}",
                 f"--secure-port={s.apiserver_port}",
                 f"--cert-dir={state / 'pki'}",
                 f"--tls-cert-file={pki.apiserver_cert}",
                 f"--tls-private-key-file={pki.apiserver_key}",
                 f"--client-ca-file={pki.ca_cert}",
                 "--authorization-mode=RBAC",
-                f"--service-account-issuer=https://127.0.0.1:{s.apiserver_port}",
+                f"--service-account-issuer={s.apiserver_url}",
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
                 f"--service-cluster-ip-range={s.service_cidr}",
@@ -159,6 +163,11 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
                 f"--cidr={s.pod_cidr}",
                 f"--node-ip={node_ip(s)}",
                 "--node-lease-duration-seconds=40",
+                *(
+                    [f"--config={s.e2e_dir.resolve() / 'kwok' / 'pod-stages.yaml'}"]
+                    if s.pod_network
+                    else []
+                ),
             ),
             None,
             lambda: True,
@@ -178,3 +187,29 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
             lambda: _get_ok(f"{s.prometheus_url}/-/ready"),
         ),
     ]
+    if s.pod_network:
+        found.append(
+            Component(
+                "pod-supervisor",
+                (
+                    sys.executable,
+                    "-m",
+                    "weir",
+                    "cluster",
+                    "supervise",
+                    f"--state-dir={state}",
+                ),
+                None,
+                lambda: _heartbeat_fresh(s),
+            )
+        )
+    return found
+
+
+def _heartbeat_fresh(settings: ClusterSettings) -> bool:
+    """The supervisor touches a file after every pass of its loop."""
+    beat = settings.state_dir / "pods" / "heartbeat"
+    try:
+        return time.time() - beat.stat().st_mtime < max(10.0, 10 * settings.pod_loop_s)
+    except OSError:
+        return False

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from weir.cluster import kube, processes
+from weir.cluster import kube, podnet, processes
 from weir.cluster.components import Component, components
 from weir.cluster.errors import ClusterError, PortInUseError
 from weir.cluster.pki import Pki, kubeconfig_text, write_pki
@@ -147,7 +147,10 @@ def _up(settings: ClusterSettings, say: Say) -> None:
     _check_ports(settings)
     tools = ensure(settings.e2e_dir)
     _wipe(settings)
-    pki = write_pki(settings.state_dir / "pki")
+    if settings.pod_network:
+        podnet.create(settings)
+        say(f"  pod network {settings.pod_cidr} in netns {settings.netns}")
+    pki = write_pki(settings.state_dir / "pki", extra_ips=(settings.apiserver_address,))
     settings.kubeconfig.write_text(kubeconfig_text(settings.apiserver_url, pki))
     settings.kubeconfig.chmod(0o600)
     _render_prometheus(settings, pki)
@@ -157,6 +160,8 @@ def _up(settings: ClusterSettings, say: Say) -> None:
         kube.apply_pools(settings, pools, say)
     except BaseException:
         stopped = processes.stop_all(settings.state_dir)
+        if settings.pod_network:
+            podnet.delete(settings)
         say(
             f"start failed; stopped {len(stopped)} process(es); "
             f"logs kept in {settings.state_dir / 'logs'}"
@@ -182,6 +187,8 @@ def _down(settings: ClusterSettings, say: Say) -> None:
     left = processes.find_owned(settings.state_dir)
     if left:
         raise ClusterError(f"could not stop: {', '.join(f'{p.pid}' for p in left)}")
+    if settings.pod_network:
+        podnet.delete(settings)
     if settings.state_dir.exists():
         shutil.rmtree(settings.state_dir)
     say(f"stopped {len(stopped)} process(es); removed {settings.state_dir}")
@@ -219,5 +226,6 @@ def _names(settings: ClusterSettings) -> list[tuple[str, int | None]]:
             "kube-scheduler",
             "kwok",
             "prometheus",
+            *(("pod-supervisor",) if settings.pod_network else ()),
         )
     ]

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,31 @@ class ClusterSettings(BaseSettings):
         "server refuses loopback addresses in EndpointSlices.",
     )
     service_cidr: str = Field(default="10.96.0.0/16", description="ClusterIP range of Services.")
+    pod_network: bool = Field(
+        default=True,
+        description="Give pods a real network: a network namespace (needs root and iproute2) "
+        "where the pod CIDR is local, routed from the host over a veth pair, and a supervisor "
+        "that runs a stand-in process at each pod's address. Off: pods get addresses and "
+        "become Ready at once, but nothing listens on them.",
+    )
+    netns: str = Field(
+        default="weir-pods", min_length=1, max_length=15, description="The pods' network namespace."
+    )
+    link_cidr: str = Field(
+        default="198.19.255.0/30",
+        description="The veth pair between host and pod namespace: the first address is the "
+        "host end (pods reach the API server and host stand-ins there), the second the "
+        "namespace end. From the benchmarking range 198.18.0.0/15, outside the pod CIDR.",
+    )
+    engine_backend: str = Field(
+        default="emulated",
+        pattern="^(emulated|torch)$",
+        description="What runs in place of an engine pod: the emulated engine replaying the "
+        "pool's engine profile, or the torch reference engine.",
+    )
+    pod_loop_s: float = Field(
+        default=0.5, gt=0, le=10, description="How often the pod supervisor reconciles, seconds."
+    )
     scrape_interval_s: float = Field(
         default=2.0, gt=0, le=60, description="Prometheus scrape interval, seconds."
     )
@@ -77,6 +102,30 @@ class ClusterSettings(BaseSettings):
             raise ValueError(f"{value} is too small: each node needs a /24")
         return value
 
+    @model_validator(mode="after")
+    def _link_outside_pods(self) -> ClusterSettings:
+        link = ipaddress.ip_network(self.link_cidr, strict=True)
+        if self.pod_network and link.overlaps(ipaddress.ip_network(self.pod_cidr)):
+            raise ValueError(f"link_cidr {self.link_cidr} overlaps pod_cidr {self.pod_cidr}")
+        if link.num_addresses < 4:
+            raise ValueError(f"link_cidr {self.link_cidr} needs two host addresses (a /30)")
+        return self
+
+    @property
+    def host_address(self) -> str:
+        """The host end of the veth: what pods use to reach the API server and host services."""
+        return str(ipaddress.ip_network(self.link_cidr)[1])
+
+    @property
+    def netns_address(self) -> str:
+        return str(ipaddress.ip_network(self.link_cidr)[2])
+
+    @property
+    def apiserver_address(self) -> str:
+        """Where the API server listens: the host end of the veth when pods have a network
+        (it is a local address of the host too, so the host's clients use it as well)."""
+        return self.host_address if self.pod_network else "127.0.0.1"
+
     @property
     def pools_path(self) -> Path:
         return self.pools_file or self.e2e_dir / "pools.yaml"
@@ -87,7 +136,7 @@ class ClusterSettings(BaseSettings):
 
     @property
     def apiserver_url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.apiserver_address}:{self.apiserver_port}"
 
     @property
     def prometheus_url(self) -> str:

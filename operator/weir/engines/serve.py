@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from weir.engines.errors import EngineError
 from weir.engines.protocol import Engine
@@ -51,13 +52,19 @@ def _bind(host: str, port: int) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def started_server(
-    engine: Engine, settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 0
+    engine: Engine,
+    settings: ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> AsyncIterator[RunningEngine]:
-    """Start engine and server in the running loop; stop both on exit."""
+    """Start engine and server in the running loop; stop both on exit. `wrap` puts an
+    ASGI layer in front (the hosted stand-in's failure switch)."""
     server = EngineServer(engine, settings)
     sock = _bind(host, port)
     config = uvicorn.Config(
-        server.app,
+        wrap(server.app) if wrap else server.app,
         log_level="warning",
         access_log=False,
         lifespan="off",

@@ -1,0 +1,137 @@
+"""Open-loop replay of a request schedule through the router, as clients would send it.
+
+Requests leave at their arrival times whatever the answers do (a spike is a
+spike), each a streaming completion with the trace's prompt length (the
+engines' tokenizer is one byte a token) and output length (`ignore_eos`).
+What each client saw is kept: TTFT, end, chunks received, HTTP status, the
+backend the router names in `x-weir-backend`, and any error, so a scenario
+can assert on failures and timing without trusting the router's own
+metrics. Concurrency is bounded only by `max_in_flight` (a safety valve for
+this 2-core machine; requests over it are counted as dropped by the client,
+never silently skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from weir.sim.traces import Request
+
+
+@dataclass
+class Sent:
+    """One request as its client saw it (times in seconds since the replay began)."""
+
+    at_s: float
+    input_tokens: int
+    output_tokens: int
+    status: int = 0
+    backend: str = ""
+    ttft_s: float | None = None
+    end_s: float | None = None
+    chunks: int = 0
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or self.status != 200
+
+
+@dataclass
+class Replay:
+    """Everything a replay sent, in order of sending."""
+
+    sent: list[Sent] = field(default_factory=list)
+    dropped: int = 0
+
+    def failed(self) -> list[Sent]:
+        return [s for s in self.sent if s.failed]
+
+    def in_window(self, start_s: float, end_s: float) -> list[Sent]:
+        return [s for s in self.sent if start_s <= s.at_s < end_s]
+
+
+def _body(request: Request, model: str) -> bytes:
+    prompt = ("weir " * (request.input_tokens // 5 + 1))[: max(1, request.input_tokens)]
+    return json.dumps(
+        {
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max(1, request.output_tokens),
+            "stream": True,
+            "ignore_eos": True,
+        }
+    ).encode()
+
+
+async def _one(
+    http: httpx.AsyncClient, url: str, request: Request, model: str, t0: float, record: Sent
+) -> None:
+    try:
+        async with http.stream(
+            "POST",
+            f"{url}/v1/completions",
+            content=_body(request, model),
+            headers={"content-type": "application/json"},
+        ) as answer:
+            record.status = answer.status_code
+            record.backend = answer.headers.get("x-weir-backend", "")
+            async for line in answer.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                if '"error"' in line:
+                    record.error = line[6:200]
+                    continue
+                if '"text"' in line or '"content"' in line:
+                    if record.ttft_s is None:
+                        record.ttft_s = time.monotonic() - t0 - record.at_s
+                    record.chunks += 1
+            if answer.status_code != 200 and not record.error:
+                record.error = (await answer.aread()).decode(errors="replace")[:200]
+    except httpx.HTTPError as exc:
+        record.error = f"{type(exc).__name__}: {exc}"[:200]
+    record.end_s = time.monotonic() - t0
+
+
+async def replay(
+    url: str,
+    schedule: Sequence[Request],
+    *,
+    model: str,
+    max_in_flight: int = 400,
+    timeout_s: float = 120.0,
+    on_tick: Callable[[float, Replay], None] | None = None,
+) -> Replay:
+    """Send every request of `schedule` at its `arrival_s`; return when all have ended."""
+    result = Replay()
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64)
+    timeout = httpx.Timeout(timeout_s, connect=5.0)
+    tasks: set[asyncio.Task[None]] = set()
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+        t0 = time.monotonic()
+        next_tick = 1.0
+        for request in sorted(schedule, key=lambda r: r.arrival_s):
+            while (now := time.monotonic() - t0) < request.arrival_s:
+                if on_tick is not None and now >= next_tick:
+                    on_tick(now, result)
+                    next_tick = now + 1.0
+                await asyncio.sleep(min(0.05, request.arrival_s - now))
+            if len(tasks) >= max_in_flight:
+                result.dropped += 1
+                continue
+            record = Sent(request.arrival_s, request.input_tokens, request.output_tokens)
+            result.sent.append(record)
+            task = asyncio.create_task(_one(http, url, request, model, t0, record))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            if on_tick is not None:
+                on_tick(time.monotonic() - t0, result)
+            await asyncio.wait(set(tasks), timeout=1.0)
+    return result

@@ -1,0 +1,43 @@
+"""Pods have processes: the router pod routes to engine pods at their own addresses,
+and Prometheus scrapes both through the supervisor's discovery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from weir.closedloop.harness import MODEL, Shape
+from weir.closedloop.traffic import replay
+from weir.cluster.wait import wait_for
+from weir.sim.traces import Request
+
+
+def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
+    loop = loop_for(Shape(on_demand=(1, 2), spot=(0, 0), cold_start_s=3.0))
+    url = loop.wait_router()
+    assert url.startswith("http://198.18."), url
+    wait_for(lambda: loop.ready_engines() >= 1, "an engine to be ready", 60)
+    health = httpx.get(f"{url}/readyz", timeout=5)
+    assert health.status_code == 200
+    schedule = [Request(i * 0.1, 200, 32) for i in range(20)]
+    result = asyncio.run(replay(url, schedule, model=MODEL))
+    assert not result.failed(), result.failed()[:3]
+    assert {s.backend for s in result.sent} == {"local"}
+    assert all(s.chunks == 32 for s in result.sent)
+    wait_for(
+        lambda: loop.counter("weir_router_tokens_total", 'kind="output"') >= 20 * 32,
+        "the router's token counter in Prometheus, labelled by deployment",
+        60,
+    )
+    wait_for(
+        lambda: (
+            loop.query(f'sum(trtllm_num_requests_running{{namespace="{loop.namespace}"}}) >= 0')
+            >= 0
+            and loop.prom.custom_query(
+                f'trtllm_num_requests_running{{namespace="{loop.namespace}"}}'
+            )
+        ),
+        "the engine pod's metrics in Prometheus",
+        60,
+    )
