@@ -50,8 +50,10 @@ def loop_for(cluster, namespace, hosted, operator) -> Iterator[Callable[[Shape],
         for manifest in [*pool_manifests(namespace, shape), *hosted_manifests(hosted.url)]:
             loop.apply(manifest)
         loop.apply(deployment_manifest(namespace, shape))
-        loop.wait_router(120)
         made.append(loop)
+        loop.wait_router(120)
+        floor = shape.on_demand[0] + shape.spot[0]
+        wait_for(lambda: loop.ready_engines() >= floor, f"{floor} engine replica(s) ready", 120)
         return loop
 
     yield make

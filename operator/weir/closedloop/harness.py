@@ -78,9 +78,9 @@ class Shape:
 
     on_demand: tuple[int, int] = (1, 4)  # min, max replicas
     spot: tuple[int, int] = (0, 6)
-    cold_start_s: float = 20.0
+    cold_start_s: float = 15.0
     period_s: float = 3.0
-    hosted_max_share: float = 0.6
+    hosted_max_share: float = 0.8
     hosted_max_dollars_per_hour: float = 30.0
     budget_dollars_per_hour: float = 80.0
     notice_s: float = 60.0

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -49,6 +51,7 @@ class Replay:
 
     sent: list[Sent] = field(default_factory=list)
     dropped: int = 0
+    started_unix_s: float = 0.0
 
     def failed(self) -> list[Sent]:
         return [s for s in self.sent if s.failed]
@@ -82,6 +85,11 @@ async def _one(
         ) as answer:
             record.status = answer.status_code
             record.backend = answer.headers.get("x-weir-backend", "")
+            if answer.status_code != 200:
+                body = (await answer.aread()).decode(errors="replace")
+                record.error = f"{answer.status_code} {body}"[:300]
+                record.end_s = time.monotonic() - t0
+                return
             async for line in answer.aiter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
@@ -92,8 +100,6 @@ async def _one(
                     if record.ttft_s is None:
                         record.ttft_s = time.monotonic() - t0 - record.at_s
                     record.chunks += 1
-            if answer.status_code != 200 and not record.error:
-                record.error = (await answer.aread()).decode(errors="replace")[:200]
     except httpx.HTTPError as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:200]
     record.end_s = time.monotonic() - t0
@@ -115,6 +121,7 @@ async def replay(
     tasks: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         t0 = time.monotonic()
+        result.started_unix_s = time.time()
         next_tick = 1.0
         for request in sorted(schedule, key=lambda r: r.arrival_s):
             while (now := time.monotonic() - t0) < request.arrival_s:
@@ -135,3 +142,39 @@ async def replay(
                 on_tick(time.monotonic() - t0, result)
             await asyncio.wait(set(tasks), timeout=1.0)
     return result
+
+
+class Background:
+    """`replay` in a thread of its own, so a scenario can act while traffic runs."""
+
+    def __init__(
+        self, url: str, schedule: Sequence[Request], *, model: str, **options: Any
+    ) -> None:
+        self.result: Replay | None = None
+        self.error: Exception | None = None
+
+        def run() -> None:
+            try:
+                self.result = asyncio.run(replay(url, schedule, model=model, **options))
+            except Exception as exc:  # noqa: BLE001  re-raised in join(), in the caller's thread
+                self.error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self.started_unix_s = time.time()
+
+    def start(self) -> Background:
+        self.started_unix_s = time.time()
+        self._thread.start()
+        return self
+
+    def elapsed_s(self) -> float:
+        return time.time() - self.started_unix_s
+
+    def join(self, timeout_s: float) -> Replay:
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the replay did not end within {timeout_s:.0f} s")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result

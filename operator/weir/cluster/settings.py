@@ -80,6 +80,13 @@ class ClusterSettings(BaseSettings):
         description="What runs in place of an engine pod: the emulated engine replaying the "
         "pool's engine profile, or the torch reference engine.",
     )
+    max_cold_start_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest emulated cold start of an engine pod, seconds: a stand-in answers "
+        "after min(its pool's coldStartSeconds, this), so examples with real cold starts "
+        "(minutes) still come up in tests; the planner keeps planning with the pool's value.",
+    )
     pod_loop_s: float = Field(
         default=0.5, gt=0, le=10, description="How often the pod supervisor reconciles, seconds."
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["engine", "router", "other"]
+Kind = Literal["engine", "router", "other", "unrunnable"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ class StandIn:
     service_account: str | None = None
     drain_metrics: str | None = None  # engines: URL of the metrics that say "in flight"
     files: dict[str, str] = field(default_factory=dict)  # relative path -> text to write first
+    reason: str = ""  # unrunnable: why
 
 
-def pod_kind(pod: dict[str, Any]) -> Kind:
+def pod_kind(pod: dict[str, Any]) -> Literal["engine", "router", "other"]:
     containers = pod.get("spec", {}).get("containers") or []
     if not containers:
         return "other"

@@ -48,6 +48,7 @@ log = logging.getLogger("weir.supervisor")
 _PROFILES = Path(__file__).resolve().parents[3] / "engines" / "profiles"
 _MIN_DRAIN_S = 2.0  # endpoints take a moment to tell the router a pod is terminating
 _MOUNT_SYNC_S = 2.0
+_RETRY_S = 5.0  # a pod whose stand-in cannot be built yet is tried again this often
 
 
 class StandInError(Exception):
@@ -116,6 +117,8 @@ class Supervisor:
                 self.step()
             except (ApiException, httpx.HTTPError, OSError) as exc:
                 log.warning("supervisor pass failed (retrying): %s", exc)
+            except Exception:
+                log.exception("supervisor pass failed unexpectedly (retrying)")
             (self.dir / "heartbeat").touch()
             stop.wait(max(0.0, self.settings.pod_loop_s - (time.monotonic() - started)))
         self.shutdown()
@@ -128,10 +131,7 @@ class Supervisor:
         for uid, pod in pods.items():
             tracked = self.tracked.get(uid)
             if tracked is None:
-                tracked = self._track(pod)
-                if tracked is None:
-                    continue
-                self.tracked[uid] = tracked
+                tracked = self.tracked[uid] = self._track(pod)
             self._converge(tracked, pod)
         self._write_targets(pods)
 
@@ -185,15 +185,18 @@ class Supervisor:
         except ApiException as exc:
             raise StandInError(f"cannot read {ns}/{owner} or its pools: {exc.reason}") from exc
         profiles = load_profiles(_PROFILES)
+        if pool not in pools:
+            raise StandInError(f"pool {pool} is no longer in {ns}/{owner}'s spec")
         try:
             matched = match_profiles(spec, pools, profiles)[pool]
         except PlanningError as exc:
             raise StandInError(str(exc)) from exc
         stem = next(k for k, v in profiles.items() if v is matched)
         text = (_PROFILES / f"{stem}.yaml").read_text()
-        return text, spec.model.name, pools[pool].cold_start_seconds
+        cold = min(pools[pool].cold_start_seconds, self.settings.max_cold_start_s)
+        return text, spec.model.name, cold
 
-    def _track(self, pod: dict[str, Any]) -> Tracked | None:
+    def _track(self, pod: dict[str, Any]) -> Tracked:
         meta, ip = pod["metadata"], pod["status"]["podIP"]
         pod_dir = self.dir / f"{meta['namespace']}_{meta['name']}"
         kind = standins.pod_kind(pod)
@@ -217,8 +220,9 @@ class Supervisor:
             else:
                 standin = StandIn("other")
         except StandInError as exc:
-            log.warning("pod %s/%s: %s", meta["namespace"], meta["name"], exc)
-            return None
+            # tracked all the same: it stays not ready, is retried, and is deleted on time
+            log.warning("pod %s/%s: %s (retrying)", meta["namespace"], meta["name"], exc)
+            standin = StandIn("unrunnable", reason=str(exc))
         log.info("pod %s/%s (%s) at %s", meta["namespace"], meta["name"], kind, ip)
         return Tracked(
             meta["uid"],
@@ -237,6 +241,14 @@ class Supervisor:
             return
         if t.standin.kind == "other":
             self._set_ready(t, True, "NoStandIn")
+            return
+        if t.standin.kind == "unrunnable":
+            self._set_ready(t, False, "NoStandIn")
+            if time.monotonic() - t.last_probe > _RETRY_S:
+                t.last_probe = time.monotonic()
+                retried = self._track(pod)
+                if retried.standin.kind != "unrunnable":
+                    self.tracked[t.uid] = retried
             return
         now = time.monotonic()
         if t.proc is not None and t.proc.poll() is not None:
@@ -425,7 +437,7 @@ class Supervisor:
     def _write_targets(self, pods: dict[str, dict[str, Any]]) -> None:
         targets = []
         for uid, t in sorted(self.tracked.items()):
-            if t.proc is None or t.standin.kind == "other":
+            if t.proc is None or t.standin.kind in ("other", "unrunnable"):
                 continue
             entry = standins.scrape_target(pods[uid], t.ip)
             if entry is not None:

@@ -49,6 +49,7 @@ class _Runtime:
             engine_cpu=settings.engine_cpu,
             engine_memory=settings.engine_memory,
             router_replicas=settings.router_replicas,
+            extra_router_args=tuple(settings.router_extra_args),
         )
         source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
         exported = OperatorMetrics()

@@ -22,6 +22,11 @@ class OperatorSettings(BaseSettings):
     router_replicas: int = Field(
         default=1, ge=0, le=100, description="Router pods per InferenceDeployment."
     )
+    router_extra_args: list[str] = Field(
+        default_factory=list,
+        description="Extra `weir router` flags for every router pod (a JSON list in the "
+        'environment), e.g. shorter timeouts: ["--first-token-timeout=5"].',
+    )
     engine_cpu: str = Field(default="8", description="CPU request of an engine pod.")
     engine_memory: str = Field(default="64Gi", description="Memory request of an engine pod.")
     prometheus_url: str = Field(

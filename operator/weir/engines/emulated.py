@@ -3,11 +3,13 @@
 Closed-loop tests need dozens of replicas that behave like TensorRT-LLM pods
 under load, on two CPU cores. Each request costs one asyncio timer per token
 and nothing else: its first token comes after a TTFT and each next one after an
-ITL, both drawn from the profile at the current running batch and prompt
-length (`timing`). Running and waiting requests are bounded (`slots`) like the
-in-flight batch and queue of the real executor. With `prefix_caching` it also
-plays a hosted API that caches prompt prefixes (OpenAI's rule: prompts of at
-least 1,024 tokens, in 128-token blocks), reporting `cached_tokens` in usage.
+ITL, both drawn from the profile at the current running batch (TTFT at the
+request's own prompt length, ITL at the running batch's mean prompt length:
+a decode step serves the whole batch) (`timing`). Running and waiting
+requests are bounded (`slots`) like the in-flight batch and queue of the
+real executor. With `prefix_caching` it also plays a hosted API that caches
+prompt prefixes (OpenAI's rule: prompts of at least 1,024 tokens, in
+128-token blocks), reporting `cached_tokens` in usage.
 """
 
 from __future__ import annotations
@@ -103,10 +105,14 @@ class _EmulatedGeneration:
         deadline = loop.time() + ttft.sample(rng)
         engine.kv_tokens += len(req.prompt_ids)
         held = len(req.prompt_ids)
+        engine.batch_inputs += n_in
+        engine.batch_requests += 1
         try:
             for i in range(req.max_tokens):
                 if i:
-                    deadline += timing.quantiles(pool.running, n_in)[1].sample(rng)
+                    deadline += timing.quantiles(pool.running, engine.batch_mean_input())[1].sample(
+                        rng
+                    )
                 delay = deadline - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -116,6 +122,8 @@ class _EmulatedGeneration:
                 yield Token(_TEXT[i % len(_TEXT)], "length" if last else None)
         finally:
             engine.kv_tokens -= held
+            engine.batch_inputs -= n_in
+            engine.batch_requests -= 1
             self._ticket.release()
 
 
@@ -132,6 +140,10 @@ class EmulatedEngine:
         self.pool = SlotPool(max_batch, self.settings.max_waiting)
         self.rng = random.Random(self.settings.seed)
         self.kv_tokens = 0
+        # A decode step serves the whole batch, so its time (every running request's
+        # ITL) follows the batch's prompt lengths, not each request's own.
+        self.batch_inputs = 0
+        self.batch_requests = 0
         self.kv_capacity = self.settings.kv_capacity_tokens or profile.kv_cache_tokens or 1_000_000
         self.stopped = False
         s = self.settings
@@ -145,6 +157,10 @@ class EmulatedEngine:
         ticket = self.pool.reserve()
         cached = self._cache.lookup_and_insert(request.prompt_ids) if self._cache else 0
         return _EmulatedGeneration(self, request, ticket, cached)
+
+    def batch_mean_input(self) -> int:
+        """Mean uncached prompt length of the requests running now."""
+        return self.batch_inputs // max(1, self.batch_requests)
 
     def stats(self) -> EngineStats:
         util = min(1.0, self.kv_tokens / self.kv_capacity)

@@ -1,0 +1,49 @@
+"""A hosted budget cap is reached: hosted spend never exceeds it, in any window of the
+router's budget window, and over the whole scenario."""
+
+from __future__ import annotations
+
+import time
+
+from support.scenarios import workload
+from weir.closedloop.harness import MODEL, Shape
+from weir.closedloop.traffic import Background
+
+CAP = 3.0  # $/hour: a 70B request costs ~$0.001 hosted, so ~1 request/s at most
+
+
+def test_hosted_spend_never_exceeds_the_cap(loop_for):
+    loop = loop_for(
+        Shape(on_demand=(1, 1), spot=(0, 0), hosted_max_dollars_per_hour=CAP, hosted_max_share=1.0)
+    )
+    url = loop.wait_router()
+    traffic = Background(url, workload(12.0, 90.0), model=MODEL).start()
+    result = traffic.join(300)
+    time.sleep(6)  # the last scrapes
+    end = time.time()
+    spend = loop.prom.custom_query_range(
+        f'sum(weir_router_hosted_spend_dollars_total{{namespace="{loop.namespace}"}})',
+        start_time=_dt(result.started_unix_s),
+        end_time=_dt(end),
+        step="1s",
+    )
+    points = [(float(t), float(v)) for t, v in spend[0]["values"]] if spend else []
+    assert points and points[-1][1] > 0, "the scenario must spill to reach its cap"
+    window = 60.0  # the router's --budget-window-seconds default
+    for t, v in points:
+        earlier = [w for s, w in points if s <= t - window]
+        base = earlier[-1] if earlier else 0.0
+        assert v - base <= CAP * window / 3600 * 1.0001, (t, v - base)
+    total = points[-1][1]
+    assert total <= CAP * (end - result.started_unix_s) / 3600 * 1.0001
+    # the cap held the spill back: the rest queued locally or was told to retry later
+    hosted = sum(s.backend == "hosted" for s in result.sent)
+    assert hosted < 0.5 * len(result.sent)
+    for sent in result.failed():
+        assert sent.status == 429, (sent.status, sent.error)
+
+
+def _dt(unix_s: float):
+    import datetime
+
+    return datetime.datetime.fromtimestamp(unix_s, datetime.UTC)

@@ -1,0 +1,53 @@
+"""Launch spike: the rate goes x5 within 30 s. Spill starts at saturation (within 1 s),
+replicas are added, spill recedes as they become ready, and the useful fraction over
+the scenario stays at or above the SLO target."""
+
+from __future__ import annotations
+
+import time
+
+from support.scenarios import workload
+from weir.closedloop.figures import measure
+from weir.closedloop.harness import MODEL, Shape
+from weir.closedloop.progress import Sampler
+from weir.closedloop.report import spill_reaction_s
+from weir.closedloop.schedule import Spike
+from weir.closedloop.traffic import Background
+
+
+def test_launch_spike_spills_then_scales(loop_for):
+    # the rate climbs x5 in 30 s; a new replica takes 40 s to warm (minutes in production)
+    shape = Shape(on_demand=(1, 3), spot=(0, 4), cold_start_s=40.0)
+    loop = loop_for(shape)
+    url = loop.wait_router()
+    spike = Spike(start_s=20.0, factor=5.0, ramp_s=30.0, hold_s=70.0)
+    schedule = workload(2.0, 160.0, spike)
+    sampler = Sampler(loop, time.monotonic()).start()
+    traffic = Background(url, schedule, model=MODEL).start()
+    result = traffic.join(400)
+    sampler.stop()
+    time.sleep(6)  # three scrapes: the last tokens reach Prometheus
+    figures = measure(loop.prom, loop.namespace, loop.name, result.started_unix_s, time.time())
+
+    failed = result.failed()
+    assert not failed, (len(failed), [(round(s.at_s), s.error[:80]) for s in failed[:5]])
+    hosted = [s for s in result.sent if s.backend == "hosted"]
+    assert hosted, "the spike must spill"
+    reaction = spill_reaction_s(result, sampler.samples, sampler.ready_by)
+    assert reaction <= 1.0, f"spill started {reaction:.2f} s after saturation"
+    desired = [sum(s.desired.values()) for s in sampler.samples]
+    assert max(desired) > desired[0], f"no replicas added: {desired}"
+    ready = [sum(s.ready.values()) for s in sampler.samples]
+    assert max(ready) > 1, "the added replicas never became ready"
+
+    def share(start: float, end: float) -> float:
+        window = result.in_window(start, end)
+        return sum(s.backend == "hosted" for s in window) / max(1, len(window))
+
+    # while the new replicas warm (the climb and the first seconds of the peak) the surge
+    # goes hosted; by the end of the peak they serve it
+    early = share(spike.start_s, spike.start_s + spike.ramp_s + 10)
+    late = share(spike.end_s - spike.ramp_s - 20, spike.end_s - spike.ramp_s)
+    by_10s = [round(share(t, t + 10), 2) for t in range(0, 150, 10)]
+    assert early > 0 and late < early, f"spill did not recede: {early:.0%} -> {late:.0%}, {by_10s}"
+    assert figures.useful_token_fraction >= shape.useful_target, figures

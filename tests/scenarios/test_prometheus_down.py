@@ -1,0 +1,43 @@
+"""Prometheus down for more than five control periods: no scale-down, the condition says
+so, and planning resumes once it is back. Traffic keeps flowing throughout."""
+
+from __future__ import annotations
+
+from support.scenarios import total_desired, watch, workload
+from weir.closedloop.harness import MODEL, Shape
+from weir.closedloop.traffic import Background
+from weir.cluster import processes
+from weir.cluster.wait import wait_for
+
+
+def test_prometheus_outage_holds_the_fleet(cluster, loop_for):
+    shape = Shape(on_demand=(1, 3), spot=(0, 3), period_s=3.0)
+    loop = loop_for(shape)
+    url = loop.wait_router()
+    traffic = Background(url, workload(9.0, 100.0), model=MODEL).start()
+    wait_for(lambda: total_desired(loop) >= 2, "9 req/s to be planned onto 2+ replicas", 60)
+    wait_for(lambda: loop.condition("MetricsAvailable") == "True", "metrics available", 30)
+    before = total_desired(loop)
+    state = cluster.settings.state_dir
+    processes.stop_one(state, "prometheus")
+    try:
+        wait_for(
+            lambda: loop.condition("MetricsAvailable") == "False",
+            "MetricsAvailable=False",
+            30,
+            interval_s=0.5,
+        )
+        # at least five control periods without Prometheus
+        during = watch(loop, 6 * shape.period_s, 0.5, total_desired)
+        assert min(during) >= before, f"scaled down on missing data: {before} -> {during}"
+        assert loop.condition("Degraded") == "True"
+    finally:
+        processes.restart_one(state, "prometheus")
+    wait_for(
+        lambda: loop.condition("MetricsAvailable") == "True",
+        "MetricsAvailable=True after Prometheus is back",
+        60,
+        interval_s=0.5,
+    )
+    result = traffic.join(200)
+    assert not result.failed(), result.failed()[:3]
