@@ -19,7 +19,7 @@ setup: $(BIN)/.installed
 	e2e/toolchain/build.sh >/dev/null
 
 demo: setup
-	$(BIN)/weir demo
+	$(BIN)/weir demo --out $(DEMO_OUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check operator tests $(wildcard bench)

@@ -45,7 +45,15 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    external = os.environ.get("WEIR_TEST_KUBECONFIG")
+    if external:  # another cluster (e2e/kind/run.sh): use it as it is, start nothing
+        state = tmp_path_factory.mktemp("external-cluster")
+        (state / "kubeconfig").write_text(Path(external).read_text())
+        settings = ClusterSettings(state_dir=state)
+        with kube.api_client(settings) as api:
+            yield Cluster(settings, api)
+        return
     settings = ClusterSettings()
     # Reuse a cluster whose API server answers, even while a test has taken one of its
     # parts away (Prometheus in the fail-static test): restarting it would wipe it.

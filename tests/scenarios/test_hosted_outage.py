@@ -28,8 +28,8 @@ def test_hosted_outage_opens_the_breaker_and_recovers(loop_for, hosted, operator
     operator.start()
     loop = loop_for(Shape(on_demand=(1, 1), spot=(0, 0)))
     url = loop.wait_router()
-    # 1 replica takes ~6 req/s: at 10 req/s the surplus spills
-    traffic = Background(url, workload(10.0, 120.0), model=MODEL).start()
+    # one replica is held at its SLO concurrency: at 14 req/s the surplus spills
+    traffic = Background(url, workload(14.0, 120.0), model=MODEL).start()
     wait_for(lambda: hosted.seen["ok"] >= 5, "spill to the healthy endpoint", 60)
     hosted.mode = "error"
     wait_for(lambda: breaker_open(url), "the breaker to open on errors", 30, interval_s=0.5)
@@ -40,8 +40,18 @@ def test_hosted_outage_opens_the_breaker_and_recovers(loop_for, hosted, operator
     wait_for(lambda: traffic.elapsed_s() > 80, "time under timeouts", 60, interval_s=0.5)
     hosted.mode = "ok"
     ok_before = hosted.seen["ok"]
-    wait_for(lambda: hosted.seen["ok"] > ok_before + 5, "spill to resume after recovery", 40)
+    wait_for(lambda: hosted.seen["ok"] > ok_before + 3, "spill to resume after recovery", 40)
     result = traffic.join(200)
+    # while the breaker was open, overflow queued locally instead of going hosted
+    text = httpx.get(f"{url}/metrics", timeout=2).text
+    queued = [
+        line
+        for line in text.splitlines()
+        if line.startswith("weir_router_spill_decisions_total")
+        and 'reason="hosted_breaker_open"' in line
+        and 'route="wait"' in line
+    ]
+    assert queued and float(queued[0].rsplit(" ", 1)[1]) > 0, queued
     failed = result.failed()
     for sent in failed:  # a clear answer: a status and an OpenAI-style error, not a reset
         assert sent.status in (429, 502, 503, 504), (sent.status, sent.error)

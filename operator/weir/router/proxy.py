@@ -229,12 +229,18 @@ class Router:
         failure: UpstreamError | None = None
         for _ in range(2):
             try:
+                # after a hosted failure the request may queue for a local slot, if
+                # there are local replicas (local queueing while the hosted endpoint
+                # is down); after a local one it goes where admission sends it at once
+                may_wait = failure is None or (
+                    not allow_hosted and bool(self.backends.loads(0.0, None))
+                )
                 decision = await self.spill.admit(
-                    shape, exclude=exclude, allow_hosted=allow_hosted, may_wait=failure is None
+                    shape, exclude=exclude, allow_hosted=allow_hosted, may_wait=may_wait
                 )
             except OverloadedError:
-                if failure is None:
-                    raise
+                if may_wait or failure is None:
+                    raise  # it queued for a local slot and none came: 429, retry later
                 raise failure from None  # nowhere to retry: the first failure is the answer
             try:
                 await self._attempt(decision, request, send, exchange, started, duplicate)
