@@ -112,16 +112,13 @@ def table(now_s: float, replay: Replay, sampler: Sampler, total_s: float) -> Tab
     recent = replay.in_window(now_s - 10, now_s)
     hosted = sum(1 for s in recent if s.backend == "hosted")
     sample = sampler.samples[-1] if sampler.samples else None
-    grid = Table(title=f"weir demo: {now_s:4.0f} / {total_s:.0f} s of traffic", expand=False)
-    for column in (
-        "req/s (10 s)",
-        "hosted (10 s)",
-        "replicas ready/desired by pool",
-        "$/M useful (weir, live)",
-        "useful (live)",
-        "failed",
-    ):
-        grid.add_column(column)
+    grid = Table(
+        title=f"{now_s:4.0f} / {total_s:.0f} s of traffic (req/s, hosted: last 10 s; "
+        "$/M useful, useful: weir's live status)",
+        expand=False,
+    )
+    for column in ("req/s", "hosted", "ready/desired", "$/M useful", "useful", "failed"):
+        grid.add_column(column, no_wrap=column == "ready/desired")
     pools = "-"
     if sample is not None:
         pools = ", ".join(

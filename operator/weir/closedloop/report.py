@@ -178,8 +178,10 @@ def plots(out: Path, replay: Replay, samples: Sequence[Sample], ttft_target_s: f
     rate.plot(xs, [b / 5 for b in buckets], color="grey", label="offered req/s")
     rate.plot(xs, [h / 5 for h in hosted], color="tab:red", label="hosted req/s")
     rate.set_ylabel("requests per second")
-    fig.legend(loc="upper right", fontsize=7)
-    ax.set_title("replicas follow the spike; hosted takes the surge while they warm up")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.07, 0.9), fontsize=7)
+    ax.set_title(
+        "replicas follow the spike; hosted takes the surge while they warm up", fontsize=10
+    )
     fig.tight_layout()
     made.append(out / "replicas.png")
     fig.savefig(made[-1], dpi=110)
