@@ -69,8 +69,9 @@ class Reader:
         self, metric: str, label: str, start_s: float, end_s: float
     ) -> dict[str, float]:
         """Integral over time (hours) of a gauge, per value of `label`, from raw samples:
-        each sample holds until the next one (or the end)."""
-        span = max(1, round(end_s - start_s))
+        each sample holds until the next one (or the end). The range reaches a minute
+        before the start, so the sample in force at the start counts from the start."""
+        span = max(1, round(end_s - start_s)) + 60
         answer: list[dict[str, Any]] = self.prom.custom_query(
             f"{metric}{{{self.labels}}}[{span}s]", params={"time": f"{end_s:.3f}"}
         )
