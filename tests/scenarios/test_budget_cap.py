@@ -29,13 +29,17 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
     )
     points = [(float(t), float(v)) for t, v in spend[0]["values"]] if spend else []
     assert points and points[-1][1] > 0, "the scenario must spill to reach its cap"
-    window = 60.0  # the router's --budget-window-seconds default
+    # The router caps what it admits in any budget window (60 s by default); the counter
+    # grows when a request settles, up to one request's duration (and a scrape) later.
+    window = 60.0
+    hosted_s = [s.end_s - s.at_s for s in result.sent if s.backend == "hosted" and s.end_s]
+    lag = max(hosted_s, default=0.0) + 2.0
     for t, v in points:
         earlier = [w for s, w in points if s <= t - window]
         base = earlier[-1] if earlier else 0.0
-        assert v - base <= CAP * window / 3600 * 1.0001, (t, v - base)
+        assert v - base <= CAP * (window + lag) / 3600, (t, v - base, lag)
     total = points[-1][1]
-    assert total <= CAP * (end - result.started_unix_s) / 3600 * 1.0001
+    assert total <= CAP * (end - result.started_unix_s) / 3600
     # the cap held the spill back: the rest queued locally or was told to retry later
     hosted = sum(s.backend == "hosted" for s in result.sent)
     assert hosted < 0.5 * len(result.sent)
