@@ -34,7 +34,7 @@ from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
 from weir.api.profile import load_profiles
 from weir.closedloop import figures, report
-from weir.closedloop.harness import HOSTED_KEY, Loop, free_port, install_crds
+from weir.closedloop.harness import HOSTED_KEY, Loop, free_port, install_crds, operator_env
 from weir.closedloop.hosted import HostedStandIn
 from weir.closedloop.progress import Sampler, table
 from weir.closedloop.schedule import Shaping, Spike, warp
@@ -73,13 +73,7 @@ def _start_operator(settings: ClusterSettings) -> None:
         return
     processes.stop_one(settings.state_dir, OPERATOR)
     port = free_port()
-    env = {
-        "WEIR_OPERATOR_PROMETHEUS_URL": settings.prometheus_url,
-        "WEIR_OPERATOR_METRICS_PORT": str(port),
-        "WEIR_OPERATOR_METRICS_WINDOW_S": "30",
-        "WEIR_OPERATOR_METRICS_REFRESH_S": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = operator_env(settings, port)
     processes.start(
         OPERATOR,
         [
@@ -266,8 +260,7 @@ def _traffic(
             )
         )
     sampler.stop()
-    end_wall = time.time()
-    time.sleep(3 * settings.scrape_interval_s)  # the last scrape after the last token
+    end_wall = loop.wait_scraped(time.time())  # counters as of after the last token
     measured = figures.measure(loop.prom, loop.namespace, loop.name, start_wall, end_wall)
     _console.print("pricing the same schedule in the simulator (all hosted, static for the peak)")
     simulated = _baselines(docs, schedule, settings, 30.0)

@@ -19,8 +19,7 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
     url = loop.wait_router()
     traffic = Background(url, workload(12.0, 90.0), model=MODEL).start()
     result = traffic.join(300)
-    time.sleep(6)  # the last scrapes
-    end = time.time()
+    end = loop.wait_scraped(time.time())  # the last settlements are in Prometheus
     spend = loop.prom.custom_query_range(
         f'sum(weir_router_hosted_spend_dollars_total{{namespace="{loop.namespace}"}})',
         start_time=_dt(result.started_unix_s),

@@ -26,8 +26,8 @@ def test_launch_spike_spills_then_scales(loop_for):
     traffic = Background(url, schedule, model=MODEL).start()
     result = traffic.join(400)
     sampler.stop()
-    time.sleep(6)  # three scrapes: the last tokens reach Prometheus
-    figures = measure(loop.prom, loop.namespace, loop.name, result.started_unix_s, time.time())
+    end = loop.wait_scraped(time.time())  # the last tokens are in Prometheus
+    figures = measure(loop.prom, loop.namespace, loop.name, result.started_unix_s, end)
 
     failed = result.failed()
     assert not failed, (len(failed), [(round(s.at_s), s.error[:80]) for s in failed[:5]])

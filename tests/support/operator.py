@@ -13,8 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from weir.closedloop.harness import install_crds
-from weir.cluster.pools import SPOT_TAINT
+from weir.closedloop.harness import Shape, install_crds, pool_manifests
 from weir.cluster.settings import ClusterSettings
 from weir.cluster.wait import wait_for
 
@@ -66,35 +65,9 @@ def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str
 
 
 def pools(prefix: str) -> list[dict[str, Any]]:
-    # short: the pod supervisor emulates the cold start before an engine pod turns Ready
-    base = {"gpuType": "NVIDIA-H100-80GB-HBM3", "gpusPerReplica": 1, "coldStartSeconds": 10}
-    return [
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "CapacityPool",
-            "metadata": {"name": f"{prefix}-od"},
-            "spec": {
-                **base,
-                "dollarsPerGpuHour": 3.9,
-                "capacityType": "on-demand",
-                "nodeSelector": {"weir.dev/pool": "h100-on-demand"},
-            },
-        },
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "CapacityPool",
-            "metadata": {"name": f"{prefix}-spot"},
-            "spec": {
-                **base,
-                "dollarsPerGpuHour": 2.0,
-                "capacityType": "spot",
-                "interruptionsPerInstanceMonth": 0.15,
-                "interruptionNoticeSeconds": 120,
-                "nodeSelector": {"weir.dev/pool": "h100-spot"},
-                "tolerations": [{**SPOT_TAINT, "operator": "Equal"}],
-            },
-        },
-    ]
+    """The closed loop's two pools for the 8B model (one GPU a replica), with a short cold
+    start: the pod supervisor emulates it before an engine pod turns Ready."""
+    return pool_manifests(prefix, Shape(cold_start_s=10, notice_s=120), gpus_per_replica=1)
 
 
 def deployment(prefix: str, name: str = "llm") -> dict[str, Any]:

@@ -89,10 +89,11 @@ class Shape:
     useful_target: float = 0.99
 
 
-def pool_manifests(prefix: str, shape: Shape) -> list[dict[str, Any]]:
+def pool_manifests(prefix: str, shape: Shape, gpus_per_replica: int = TP) -> list[dict[str, Any]]:
+    """An on-demand and a spot H100 pool named `<prefix>-od` and `<prefix>-spot`."""
     base = {
         "gpuType": "NVIDIA-H100-80GB-HBM3",
-        "gpusPerReplica": TP,
+        "gpusPerReplica": gpus_per_replica,
         "coldStartSeconds": shape.cold_start_s,
     }
     return [
@@ -189,6 +190,18 @@ def deployment_manifest(prefix: str, shape: Shape, name: str = "llm") -> dict[st
     }
 
 
+def operator_env(settings: ClusterSettings, metrics_port: int) -> dict[str, str]:
+    """The operator's settings for the closed loop: this cluster's Prometheus, its own
+    /metrics on `metrics_port`, and a 30 s window refreshed every second (compressed)."""
+    return {
+        "WEIR_OPERATOR_PROMETHEUS_URL": settings.prometheus_url,
+        "WEIR_OPERATOR_METRICS_PORT": str(metrics_port),
+        "WEIR_OPERATOR_METRICS_WINDOW_S": "30",
+        "WEIR_OPERATOR_METRICS_REFRESH_S": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 @dataclass
 class OperatorProcess:
     """`weir operator run` beside the cluster, with its /metrics scraped by Prometheus."""
@@ -204,11 +217,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(self.settings.kubeconfig),
             "WEIR_OPERATOR_KUBECONFIG": str(self.settings.kubeconfig),
-            "WEIR_OPERATOR_PROMETHEUS_URL": self.settings.prometheus_url,
-            "WEIR_OPERATOR_METRICS_PORT": str(self.port),
-            "WEIR_OPERATOR_METRICS_WINDOW_S": "30",
-            "WEIR_OPERATOR_METRICS_REFRESH_S": "1",
-            "PYTHONUNBUFFERED": "1",
+            **operator_env(self.settings, self.port),
             **self.env,
         }
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +376,19 @@ class Loop:
         """One instant value summed over series (0 when there is none)."""
         answer = self.prom.custom_query(promql)
         return float(sum(float(r["value"][1]) for r in answer))
+
+    def wait_scraped(self, after_unix_s: float, timeout_s: float = 30.0) -> float:
+        """Wait until Prometheus holds a scrape of this router taken after `after_unix_s`
+        (so its counters include everything that ended before); that scrape's time."""
+        labels = f'namespace="{self.namespace}",weir_dev_deployment="{self.name}"'
+        query = f"max(timestamp(weir_router_requests_total{{{labels}}}))"
+
+        def scraped() -> float | None:
+            stamp = self.query(query)
+            return stamp if stamp > after_unix_s else None
+
+        stamp: float = wait_for(scraped, "a scrape of the router after the traffic", timeout_s)
+        return stamp
 
     def counter(self, metric: str, selector: str = "") -> float:
         """Sum of a router counter for this deployment, as scraped now."""

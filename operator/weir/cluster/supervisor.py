@@ -107,6 +107,7 @@ class Supervisor:
         self.http = httpx.Client(timeout=0.5)
         self.targets_text = ""
         self.prefix = podnet.exec_prefix(settings)
+        self.profiles = load_profiles(_PROFILES)  # read once: new pods only look them up
 
     # -- the loop ----------------------------------------------------------
 
@@ -184,7 +185,7 @@ class Supervisor:
             }
         except ApiException as exc:
             raise StandInError(f"cannot read {ns}/{owner} or its pools: {exc.reason}") from exc
-        profiles = load_profiles(_PROFILES)
+        profiles = self.profiles
         if pool not in pools:
             raise StandInError(f"pool {pool} is no longer in {ns}/{owner}'s spec")
         try:
@@ -409,7 +410,7 @@ class Supervisor:
         try:
             text = self.http.get(url).text
         except httpx.HTTPError:
-            return True
+            return True  # an engine that no longer answers has nothing left to drain
         busy = 0.0
         for family in text_string_to_metric_families(text):
             if family.name in ("trtllm_num_requests_running", "trtllm_num_requests_waiting"):
