@@ -8,7 +8,7 @@ import uuid
 
 from support.fakerouter import FakeRouter
 from weir.cluster.wait import wait_for
-from weir.metrics.source import PrometheusSource, parse_vector
+from weir.metrics.source import PrometheusSource, parse_histogram, parse_vector
 
 
 def scraped(prometheus, query: str, value: float) -> bool:
@@ -60,6 +60,9 @@ def test_one_query_set_reads_every_deployment(prometheus, cluster):
             * 1e6
         )
         assert math.isclose(metrics.dollars_per_million_useful_tokens or 0, expected)
+        histogram = dict(metrics.prefill_histogram)
+        assert histogram[256.0] == 0 and histogram[512.0] > 0
+        assert histogram[512.0] == histogram[math.inf]  # every reported prompt is 500 tokens
     unknown = snapshot.for_deployment("nowhere", "x")
     assert unknown.requests_per_s == 0 and unknown.dollars_per_million_useful_tokens is None
 
@@ -87,3 +90,21 @@ def test_odd_answers_are_handled_one_by_one():
     assert values == {("n", "a"): 4.0, ("n", "b"): None, ("n", "c"): None, ("n", "e"): None}
     assert any("2 series, summed" in n for n in notes)
     assert any("non-finite" in n and "n/b" in n for n in notes)
+
+
+def test_histogram_answers_are_sorted_summed_and_dropped_when_unreadable():
+    def bucket(d: str, le: str, value: str) -> dict:
+        return {"metric": {"namespace": "n", "d": d, "le": le}, "value": [0, value]}
+
+    result = [
+        bucket("a", "+Inf", "3"),
+        bucket("a", "64.0", "1"),
+        bucket("a", "64.0", "0.5"),  # a second router pod of the same deployment
+        bucket("a", "32.0", "0"),
+        bucket("b", "32.0", "1"),
+        bucket("b", "+Inf", "NaN"),
+        {"metric": {"namespace": "n", "d": "c"}, "value": [0, "1"]},  # no le
+    ]
+    histograms, notes = parse_histogram(result, "namespace", "d")
+    assert histograms == {("n", "a"): ((32.0, 0.0), (64.0, 1.5), (math.inf, 3.0))}
+    assert sorted(n.split(":")[0] for n in notes) == ["n/b", "n/c"]

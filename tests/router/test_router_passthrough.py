@@ -44,6 +44,10 @@ async def test_stream_byte_exact_when_usage_asked(client_kind: str) -> None:
     assert usage_event(10, 16) in via.content
     assert metric(text, "weir_router_tokens_total", kind="output", usefulness="useful") == 16
     assert metric(text, "weir_router_tokens_total", kind="input", usefulness="useful") == 10
+    # the planner's prompt mix: one request of 10 uncached prompt tokens
+    assert metric(text, "weir_router_prefill_tokens_count") == 1
+    assert metric(text, "weir_router_prefill_tokens_sum") == 10
+    assert metric(text, "weir_router_prefill_tokens_bucket", le="32.0") == 1
 
 
 async def test_stream_usage_chunk_stripped_when_not_asked() -> None:

@@ -4,6 +4,7 @@ and Prometheus scrapes both through the supervisor's discovery."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
@@ -20,7 +21,8 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
     wait_for(lambda: loop.ready_engines() >= 1, "an engine to be ready", 60)
     health = httpx.get(f"{url}/readyz", timeout=5)
     assert health.status_code == 200
-    schedule = [Request(i * 0.1, 200, 32) for i in range(20)]
+    # two prompt lengths, so the planner's mix (from the router's histogram) has two buckets
+    schedule = [Request(i * 0.1, 90 if i % 2 else 1400, 32) for i in range(20)]
     result = asyncio.run(replay(url, schedule, model=MODEL))
     assert not result.failed(), result.failed()[:3]
     assert {s.backend for s in result.sent} == {"local"}
@@ -39,5 +41,15 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
             )
         ),
         "the engine pod's metrics in Prometheus",
+        60,
+    )
+
+    def mix_bounds() -> set[float]:
+        state = json.loads(loop.status().get("plannerState") or "{}")
+        return {b["prefill_tokens_le"] for b in state.get("lastMix", [])}
+
+    wait_for(
+        lambda: {128.0, 2048.0} <= mix_bounds(),
+        "the planner's mix to hold the short and the long prompts in buckets of their own",
         60,
     )

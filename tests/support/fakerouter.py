@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from weir.router.metrics import PREFILL_BUCKETS
 
 
 class FakeRouter:
@@ -21,6 +23,9 @@ class FakeRouter:
             "weir_router_tokens", "", ["backend", "kind", "usefulness"], registry=r
         )
         self.spend = Counter("weir_router_hosted_spend_dollars", "", registry=r)
+        self.prefill = Histogram(
+            "weir_router_prefill_tokens", "", buckets=PREFILL_BUCKETS, registry=r
+        )
         self.gpu = Gauge("weir_gpu_spend_dollars_per_hour", "", registry=r)
         self.running = Gauge("trtllm_num_requests_running", "", registry=r)
         self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=r)
@@ -32,13 +37,19 @@ class FakeRouter:
         return f"127.0.0.1:{self.server.server_address[1]}"
 
     def traffic(self, scale: float) -> None:
-        """A fixed mix: 3 local and 1 hosted request, 75% of output tokens useful."""
+        """A fixed mix: 3 local and 1 hosted request, 75% of output tokens useful.
+
+        The local prompts are 500 tokens; the hosted one's usage is not reported, so
+        it is counted in the requests and missing from the prefill histogram.
+        """
         self.requests.labels("local", "ok").inc(3 * scale)
         self.requests.labels("hosted", "ok").inc(1 * scale)
         self.tokens.labels("local", "output", "useful").inc(300 * scale)
         self.tokens.labels("local", "output", "wasted").inc(100 * scale)
         self.tokens.labels("local", "input", "useful").inc(2000 * scale)
         self.spend.inc(0.01 * scale)
+        for _ in range(round(3 * scale)):
+            self.prefill.observe(500)
 
     def local_load(self, requests: float) -> None:
         """`requests` local requests of 1,000 prompt and 150 useful output tokens."""

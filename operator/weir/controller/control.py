@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from weir.api import CapacityPoolSpec, EngineProfile, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.controller.mix import mix_from_histogram
 from weir.metrics.source import DeploymentMetrics, MetricsSnapshot
 from weir.planner.forecast import DemandSample
 from weir.planner.optimise import plan as make_plan
@@ -83,29 +84,23 @@ def match_profiles(
 def planner_snapshot(
     snapshot: MetricsSnapshot, metrics: DeploymentMetrics, observed: Mapping[str, PoolObservation]
 ) -> Snapshot:
-    """The planner's view: rates over the window, a one-bucket prompt mix, replicas now.
+    """The planner's view: rates over the window, the prompt mix, replicas now.
 
-    The router exports totals, not a prompt-length histogram, so the mix is
-    one bucket at twice the mean prompt: coarse, but never empty when
-    requests arrived.
+    The mix comes from the router's prefill histogram (`weir.controller.mix`);
+    without one it is a single bucket at twice the mean prompt.
     """
     window = snapshot.window_s
     rate = metrics.requests_per_s or 0.0
     uncached = metrics.input_tokens_per_s or 0.0
     cached = metrics.cached_input_tokens_per_s or 0.0
     output = metrics.output_tokens_per_s or 0.0
-    mix: tuple[MixBucket, ...] = ()
-    if rate > 0:
-        mean_prefill = uncached / rate
-        mix = (
-            MixBucket(
-                prefill_tokens_le=max(1.0, 2.0 * mean_prefill),
-                requests=rate * window,
-                input_tokens=(uncached + cached) * window,
-                prefill_tokens=uncached * window,
-                output_tokens=output * window,
-            ),
-        )
+    mix = mix_from_histogram(
+        metrics.prefill_histogram,
+        requests=rate * window,
+        input_tokens=(uncached + cached) * window,
+        prefill_tokens=uncached * window,
+        output_tokens=output * window,
+    )
     total_input = uncached + cached
     return Snapshot(
         observed_at_s=snapshot.taken_at_s,

@@ -8,6 +8,11 @@ never raises into the control loop. Odd answers are handled one by one:
 - several series for one deployment (a template that keeps extra labels):
   summed, and noted;
 - NaN or Inf: that value is unknown (None), and noted.
+
+Histograms (the prompt-length mix) come back as cumulative (le, rate) pairs
+per deployment; a bucket with an unknown value drops the whole histogram (the
+planner then falls back to the mean), since a hole would shift every bucket
+above it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-from weir.metrics.templates import QUERY_NAMES, QueryTemplates
+from weir.metrics.templates import HISTOGRAM_NAMES, QUERY_NAMES, QueryTemplates
 
 Key = tuple[str, str]  # (namespace, InferenceDeployment name)
+Histogram = tuple[tuple[float, float], ...]  # cumulative (le, per second), le ascending
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class DeploymentMetrics:
     gpu_dollars_per_hour: float | None = 0.0
     engine_running: float | None = 0.0
     engine_waiting: float | None = 0.0
+    prefill_histogram: Histogram = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -123,6 +130,34 @@ def parse_vector(
     return values, notes
 
 
+def parse_histogram(
+    result: list[dict[str, Any]], ns_label: str, name_label: str
+) -> tuple[dict[Key, Histogram], list[str]]:
+    """`sum by (..., le)` answer -> cumulative buckets per deployment, +Inf last."""
+    buckets: dict[Key, dict[float, float]] = {}
+    broken: set[Key] = set()
+    notes: list[str] = []
+    for series in result:
+        labels = series.get("metric", {})
+        key = (labels.get(ns_label, ""), labels.get(name_label, ""))
+        if not key[0] or not key[1]:
+            continue
+        try:
+            le = float(labels["le"])
+            value = float(series["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            le, value = math.nan, math.nan
+        if math.isnan(le) or not math.isfinite(value) or value < 0:
+            broken.add(key)
+            continue
+        per_key = buckets.setdefault(key, {})
+        per_key[le] = per_key.get(le, 0.0) + value
+    for key in broken:
+        notes.append(f"{key[0]}/{key[1]}: histogram with an unreadable bucket, dropped")
+        buckets.pop(key, None)
+    return {key: tuple(sorted(b.items())) for key, b in buckets.items()}, notes
+
+
 class PrometheusSource:
     """Reads the query set from Prometheus through prometheus-api-client."""
 
@@ -141,6 +176,7 @@ class PrometheusSource:
     def collect(self, now_s: float) -> MetricsSnapshot:
         queries = self.templates.rendered(self.window_s)
         by_field: dict[str, dict[Key, float | None]] = {}
+        histograms: dict[str, dict[Key, Histogram]] = {}
         notes: dict[Key, list[str]] = {}
         for name, query in queries.items():
             try:
@@ -151,12 +187,13 @@ class PrometheusSource:
                     self.window_s,
                     healthy=False,
                     error=f"query {name} failed: {type(exc).__name__}: {str(exc)[:200]}",
-                    queries=len(by_field) + 1,
+                    queries=len(by_field) + len(histograms) + 1,
                 )
-            values, odd = parse_vector(
-                result, self.templates.namespace_label, self.templates.deployment_label
-            )
-            by_field[name] = values
+            labels = (self.templates.namespace_label, self.templates.deployment_label)
+            if name in HISTOGRAM_NAMES:
+                histograms[name], odd = parse_histogram(result, *labels)
+            else:
+                by_field[name], odd = parse_vector(result, *labels)
             for note in odd:
                 ns, _, rest = note.partition("/")
                 notes.setdefault((ns, rest.split(":")[0]), []).append(f"{name}: {note}")
@@ -164,6 +201,7 @@ class PrometheusSource:
         deployments = {
             key: DeploymentMetrics(
                 **{f: by_field.get(f, {}).get(key, 0.0) for f in QUERY_NAMES},
+                prefill_histogram=histograms.get("prefill_histogram", {}).get(key, ()),
                 notes=tuple(notes.get(key, ())),
             )
             for key in keys

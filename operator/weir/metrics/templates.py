@@ -33,6 +33,9 @@ QUERY_NAMES = (
     "engine_waiting",
 )
 
+# Histogram queries: answered by deployment and `le`, read as cumulative rates per bucket.
+HISTOGRAM_NAMES = ("prefill_histogram",)
+
 
 class QueryTemplates(BaseSettings):
     """The query set; override any field with WEIR_QUERY_<FIELD> to match your metric names."""
@@ -84,10 +87,16 @@ class QueryTemplates(BaseSettings):
         description="Requests waiting in the engines' queues now.",
     )
 
+    prefill_histogram: str = Field(
+        default="sum by ({by}, le) (rate(weir_router_prefill_tokens_bucket[{window}]))",
+        description="Requests per second by uncached prompt length (cumulative `le` buckets).",
+    )
+
     def by(self) -> str:
         return f"{self.namespace_label}, {self.deployment_label}"
 
     def rendered(self, window_s: float) -> dict[str, str]:
         """Every query of the set, with the window and grouping filled in."""
         window = f"{max(1, round(window_s))}s"
-        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in QUERY_NAMES}
+        names = (*QUERY_NAMES, *HISTOGRAM_NAMES)
+        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in names}

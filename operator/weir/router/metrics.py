@@ -12,6 +12,9 @@ test process). Label children are resolved once and cached, because the
         reason: late | cancelled | timeout | failed | duplicate
     weir_router_ttft_seconds{backend}                      histogram
     weir_router_itl_seconds{backend}                       histogram (per-request mean)
+    weir_router_prefill_tokens                             histogram (uncached prompt tokens
+                                                           per request with usage: the mix
+                                                           the planner sizes replicas for)
     weir_router_in_flight_requests{backend}                gauge
     weir_router_waiting_requests                           gauge
     weir_router_hosted_spend_dollars_total                 counter
@@ -38,6 +41,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from weir.router.accounting import Verdict
 
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# Powers of two: a long-context tail stays visible, and the planner's split of
+# the mix into local and hosted lands on a bucket bound within a factor of 2.
+PREFILL_BUCKETS = tuple(float(2**k) for k in range(5, 18))  # 32 .. 131072 tokens
 _ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1.0, 2.5)
 
 
@@ -77,6 +83,12 @@ class RouterMetrics:
             "Mean inter-token latency per request.",
             ["backend"],
             buckets=_ITL_BUCKETS,
+            registry=r,
+        )
+        self.prefill = Histogram(
+            "weir_router_prefill_tokens",
+            "Uncached prompt tokens per request.",
+            buckets=PREFILL_BUCKETS,
             registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -138,6 +150,8 @@ class RouterMetrics:
             child(self.itl, backend).observe(verdict.itl_s)
         usefulness = "useful" if verdict.useful else "wasted"
         uncached = max(verdict.input_tokens - verdict.cached_tokens, 0)
+        if verdict.input_tokens:
+            self.prefill.observe(uncached)
         if uncached:
             child(self.tokens, backend, "input", usefulness).inc(uncached)
         if verdict.cached_tokens:
