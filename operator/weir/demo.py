@@ -15,7 +15,6 @@ the simulator all hosted and with a static fleet sized for the peak.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -34,7 +33,16 @@ from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
 from weir.api.profile import load_profiles
 from weir.closedloop import figures, report
-from weir.closedloop.harness import HOSTED_KEY, Loop, free_port, install_crds, operator_env
+from weir.closedloop.harness import (
+    HOSTED_KEY,
+    METRICS_WINDOW_S,
+    Loop,
+    Shape,
+    free_port,
+    install_crds,
+    operator_env,
+    write_operator_target,
+)
 from weir.closedloop.hosted import HostedStandIn
 from weir.closedloop.progress import Sampler, table
 from weir.closedloop.schedule import Shaping, Spike, warp
@@ -48,8 +56,7 @@ from weir.sim.traces import load_trace
 
 _console = Console()
 OPERATOR = "weir-operator"
-COLD_START_S = 15.0  # compressed from the example's 300 s
-PERIOD_S = 3.0  # compressed from the example's 15 s
+_TIMES = Shape()  # the scenarios' compressed times (example: 300 s cold start, 15 s period)
 
 
 def _kubectl(settings: ClusterSettings, *args: str) -> str:
@@ -88,8 +95,7 @@ def _start_operator(settings: ClusterSettings) -> None:
         settings.state_dir,
         env={**os.environ, **env},
     )
-    entry = {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "weir-operator"}}
-    target.write_text(json.dumps([entry]))
+    write_operator_target(settings, target.stem, port)
 
 
 def compressed(example: Path, hosted_url: str) -> list[dict[str, Any]]:
@@ -98,7 +104,7 @@ def compressed(example: Path, hosted_url: str) -> list[dict[str, Any]]:
     for doc in docs:
         spec = doc.get("spec", {})
         if doc["kind"] == "CapacityPool":
-            spec["coldStartSeconds"] = COLD_START_S
+            spec["coldStartSeconds"] = _TIMES.cold_start_s
         elif doc["kind"] == "HostedEndpoint":
             spec["baseUrl"] = f"{hosted_url}/v1"
         elif doc["kind"] == "Secret":
@@ -106,10 +112,17 @@ def compressed(example: Path, hosted_url: str) -> list[dict[str, Any]]:
         elif doc["kind"] == "InferenceDeployment":
             spec["control"] = {
                 **spec.get("control", {}),
-                "periodSeconds": PERIOD_S,
-                "staleAfterSeconds": 15,
+                "periodSeconds": _TIMES.period_s,
+                "staleAfterSeconds": max(15.0, 4 * _TIMES.period_s),
             }
     return docs
+
+
+def _hosted_model(example: Path) -> str:
+    """The model the example's HostedEndpoint asks for, which the stand-in then serves."""
+    docs = yaml.safe_load_all(example.read_text())
+    doc = next(d for d in docs if d and d["kind"] == "HostedEndpoint")
+    return HostedEndpointSpec.model_validate(doc["spec"]).model
 
 
 def _say(line: str) -> None:
@@ -215,7 +228,7 @@ def _run(
         _start_operator(settings)
         _say(f"operator running (logs: {settings.state_dir / 'logs' / (OPERATOR + '.log')})")
         with HostedStandIn(
-            settings.host_address, model="meta-llama/Llama-3.3-70B-Instruct", api_key=HOSTED_KEY
+            settings.host_address, model=_hosted_model(example), api_key=HOSTED_KEY
         ) as hosted:
             _say(f"hosted API stand-in at {hosted.url} (0.4 s TTFT, 20 ms ITL, list prices)")
             docs = compressed(example, hosted.url)
@@ -247,9 +260,7 @@ def _traffic(
     trace: Path,
 ) -> None:
     model = next(d for d in docs if d["kind"] == "InferenceDeployment")["spec"]
-    t0 = time.monotonic()
-    start_wall = time.time()
-    sampler = Sampler(loop, t0).start()
+    sampler = Sampler(loop, time.monotonic()).start()
     with Live(console=_console, refresh_per_second=2) as live:
         result = asyncio.run(
             replay(
@@ -261,9 +272,11 @@ def _traffic(
         )
     sampler.stop()
     end_wall = loop.wait_scraped(time.time())  # counters as of after the last token
-    measured = figures.measure(loop.prom, loop.namespace, loop.name, start_wall, end_wall)
+    measured = figures.measure(
+        loop.prom, loop.namespace, loop.name, result.started_unix_s, end_wall
+    )
     _console.print("pricing the same schedule in the simulator (all hosted, static for the peak)")
-    simulated = _baselines(docs, schedule, settings, 30.0)
+    simulated = _baselines(docs, schedule, settings, METRICS_WINDOW_S)
     target = float(model["slo"].get("usefulTokenTarget", 0.99))
     data = report.summary(measured, result, sampler, simulated, target)
     data["trace"] = trace.name

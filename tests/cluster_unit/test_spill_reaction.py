@@ -10,7 +10,7 @@ from weir.closedloop.traffic import Replay, Sent
 
 
 def _sample() -> Sample:
-    return Sample(0.0, {"od": 1}, {"od": 1}, None, None, None, {}, {"od": 2})
+    return Sample(0.0, {"od": 1}, {"od": 1}, None, None, {"od": 2})
 
 
 def _sent(at: float, end: float, backend: str, status: int = 200) -> Sent:

@@ -8,7 +8,7 @@ import pytest
 
 from weir.controller.mix import mix_from_histogram, one_bucket
 from weir.planner.evaluate import split_mix
-from weir.router.metrics import PREFILL_BUCKETS
+from weir.planner.types import MIX_BOUNDS
 
 WINDOW_S = 60.0
 
@@ -16,16 +16,25 @@ WINDOW_S = 60.0
 def cumulative(per_bucket: dict[float, float]) -> list[tuple[float, float]]:
     """Rates per bucket bound -> the cumulative `le` series Prometheus answers with."""
     out, running = [], 0.0
-    for le in (*PREFILL_BUCKETS, math.inf):
+    for le in MIX_BOUNDS:
         running += per_bucket.get(le, 0.0)
         out.append((le, running))
     return out
 
 
+def bound_of(tokens: float) -> float:
+    """The bucket a prompt of `tokens` prefill tokens is counted in."""
+    return min(b for b in MIX_BOUNDS if b >= tokens)
+
+
+def below(bound: float) -> float:
+    return max((b for b in MIX_BOUNDS if b < bound), default=0.0)
+
+
 def test_a_long_context_tail_stays_a_bucket_of_its_own() -> None:
     """9 of 10 requests near 400 prompt tokens, 1 near 20,000: the tail is not averaged away."""
     rate = 2.0
-    prompts = {512.0: 0.9 * rate, 32768.0: 0.1 * rate}
+    prompts = {bound_of(400): 0.9 * rate, bound_of(20_000): 0.1 * rate}
     prefill = (0.9 * 400 + 0.1 * 20_000) * rate * WINDOW_S
     mix = mix_from_histogram(
         cumulative(prompts),
@@ -34,11 +43,12 @@ def test_a_long_context_tail_stays_a_bucket_of_its_own() -> None:
         prefill_tokens=prefill,
         output_tokens=200 * rate * WINDOW_S,
     )
-    assert [b.prefill_tokens_le for b in mix] == [512.0, 32768.0]
+    assert [b.prefill_tokens_le for b in mix] == [bound_of(400), bound_of(20_000)]
     assert [round(b.requests, 6) for b in mix] == [108.0, 12.0]
     assert math.isclose(sum(b.prefill_tokens for b in mix), prefill, rel_tol=0.02)
     assert math.isclose(sum(b.output_tokens for b in mix), 200 * rate * WINDOW_S)
-    for bucket, lower in zip(mix, (256.0, 16384.0), strict=True):
+    for bucket in mix:
+        lower = below(bucket.prefill_tokens_le)
         assert lower <= bucket.prefill_tokens / bucket.requests <= bucket.prefill_tokens_le
     # A replica that can prefill at most 8k tokens in its TTFT budget keeps 90% local;
     # the one-bucket mean (2,360 tokens, bound 4,720) would have called it all local.
@@ -50,7 +60,7 @@ def test_a_long_context_tail_stays_a_bucket_of_its_own() -> None:
 
 def test_the_open_top_bucket_takes_the_tokens_the_finite_ones_leave() -> None:
     rate = 1.0
-    prefill = (0.5 * 100 + 0.5 * 200_000) * rate * WINDOW_S
+    prefill = (0.5 * 100 + 0.5 * 400_000) * rate * WINDOW_S  # half beyond the last bound
     mix = mix_from_histogram(
         cumulative({128.0: 0.5, math.inf: 0.5}),
         requests=rate * WINDOW_S,
@@ -60,8 +70,8 @@ def test_the_open_top_bucket_takes_the_tokens_the_finite_ones_leave() -> None:
     )
     top = mix[-1]
     assert math.isclose(sum(b.prefill_tokens for b in mix), prefill)
-    assert top.prefill_tokens / top.requests > PREFILL_BUCKETS[-1]
-    assert math.isfinite(top.prefill_tokens_le) and top.prefill_tokens_le > PREFILL_BUCKETS[-1]
+    assert top.prefill_tokens / top.requests > MIX_BOUNDS[-2]
+    assert math.isfinite(top.prefill_tokens_le) and top.prefill_tokens_le > MIX_BOUNDS[-2]
 
 
 def test_cached_prompt_tokens_are_spread_by_requests() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from support.promtext import metric  # noqa: F401
 from weir.api.hosted import HostedEndpointSpec, HostedLatency
 from weir.api.profile import EngineProfile, load_profile
 from weir.engines.emulated import EmulatedEngine, EmulatedSettings
@@ -106,20 +107,6 @@ def sse_events(raw: bytes) -> list[Any]:
         payload = event[5:].strip()
         out.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))
     return out
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{", 1)[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 async def scrape(client: httpx.AsyncClient, base: str) -> str:

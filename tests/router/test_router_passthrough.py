@@ -18,6 +18,7 @@ from router.helpers import (
     sse_events,
     standin,
 )
+from weir.planner.types import MIX_BOUNDS
 from weir.router.config import RouterPolicy
 from weir.router.rawhttp import RawUpstream
 from weir.router.standin import usage_event
@@ -47,7 +48,7 @@ async def test_stream_byte_exact_when_usage_asked(client_kind: str) -> None:
     # the planner's prompt mix: one request of 10 uncached prompt tokens
     assert metric(text, "weir_router_prefill_tokens_count") == 1
     assert metric(text, "weir_router_prefill_tokens_sum") == 10
-    assert metric(text, "weir_router_prefill_tokens_bucket", le="32.0") == 1
+    assert metric(text, "weir_router_prefill_tokens_bucket", le=str(MIX_BOUNDS[0])) == 1
 
 
 async def test_stream_usage_chunk_stripped_when_not_asked() -> None:

@@ -34,9 +34,15 @@ def hosted(cluster) -> Iterator[HostedStandIn]:
 
 
 @pytest.fixture
-def operator(cluster, tmp_path) -> Iterator[OperatorProcess]:
+def operator_env() -> dict[str, str]:
+    """Extra environment of the operator process; a scenario module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def operator(cluster, tmp_path, operator_env) -> Iterator[OperatorProcess]:
     install_crds(cluster.api)
-    proc = OperatorProcess(cluster.settings, tmp_path / "operator.log").start()
+    proc = OperatorProcess(cluster.settings, tmp_path / "operator.log", env=operator_env).start()
     yield proc
     proc.stop()
 

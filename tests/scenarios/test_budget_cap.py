@@ -3,6 +3,7 @@ router's budget window, and over the whole scenario."""
 
 from __future__ import annotations
 
+import datetime
 import time
 
 from support.scenarios import workload
@@ -47,6 +48,4 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
 
 
 def _dt(unix_s: float):
-    import datetime
-
     return datetime.datetime.fromtimestamp(unix_s, datetime.UTC)

@@ -11,6 +11,7 @@ import httpx
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import replay
 from weir.cluster.wait import wait_for
+from weir.planner.types import MIX_BOUNDS
 from weir.sim.traces import Request
 
 
@@ -44,12 +45,15 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
         60,
     )
 
+    def bound_of(tokens: int) -> float:  # the router's histogram bucket of a prompt
+        return min(b for b in MIX_BOUNDS if b >= tokens)
+
     def mix_bounds() -> set[float]:
         state = json.loads(loop.status().get("plannerState") or "{}")
         return {b["prefill_tokens_le"] for b in state.get("lastMix", [])}
 
     wait_for(
-        lambda: {128.0, 2048.0} <= mix_bounds(),
+        lambda: {bound_of(90), bound_of(1400)} <= mix_bounds(),
         "the planner's mix to hold the short and the long prompts in buckets of their own",
         60,
     )

@@ -5,7 +5,9 @@ when the endpoint recovers, spill resumes."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from support.promtext import metric
 from support.scenarios import workload
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import Background
@@ -14,18 +16,17 @@ from weir.cluster.wait import wait_for
 ROUTER_ARGS = '["--first-token-timeout=3", "--breaker-failures=3", "--breaker-open-seconds=5"]'
 
 
+@pytest.fixture
+def operator_env() -> dict[str, str]:
+    return {"WEIR_OPERATOR_ROUTER_EXTRA_ARGS": ROUTER_ARGS}
+
+
 def breaker_open(url: str) -> bool:
     text = httpx.get(f"{url}/metrics", timeout=2).text
-    return any(
-        line.startswith("weir_router_hosted_breaker_open") and line.rstrip().endswith(" 1.0")
-        for line in text.splitlines()
-    )
+    return metric(text, "weir_router_hosted_breaker_open") == 1.0
 
 
 def test_hosted_outage_opens_the_breaker_and_recovers(loop_for, hosted, operator):
-    operator.stop()
-    operator.env["WEIR_OPERATOR_ROUTER_EXTRA_ARGS"] = ROUTER_ARGS
-    operator.start()
     loop = loop_for(Shape(on_demand=(1, 1), spot=(0, 0)))
     url = loop.wait_router()
     # one replica is held at its SLO concurrency: at 14 req/s the surplus spills
@@ -44,14 +45,10 @@ def test_hosted_outage_opens_the_breaker_and_recovers(loop_for, hosted, operator
     result = traffic.join(200)
     # while the breaker was open, overflow queued locally instead of going hosted
     text = httpx.get(f"{url}/metrics", timeout=2).text
-    queued = [
-        line
-        for line in text.splitlines()
-        if line.startswith("weir_router_spill_decisions_total")
-        and 'reason="hosted_breaker_open"' in line
-        and 'route="wait"' in line
-    ]
-    assert queued and float(queued[0].rsplit(" ", 1)[1]) > 0, queued
+    queued = metric(
+        text, "weir_router_spill_decisions_total", reason="hosted_breaker_open", route="wait"
+    )
+    assert queued > 0, queued
     failed = result.failed()
     for sent in failed:  # a clear answer: a status and an OpenAI-style error, not a reset
         assert sent.status in (429, 502, 503, 504), (sent.status, sent.error)

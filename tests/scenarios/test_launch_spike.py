@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from support.scenarios import workload
+from support.scenarios import assert_none_failed, workload
 from weir.closedloop.figures import measure
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.progress import Sampler
@@ -29,8 +29,7 @@ def test_launch_spike_spills_then_scales(loop_for):
     end = loop.wait_scraped(time.time())  # the last tokens are in Prometheus
     figures = measure(loop.prom, loop.namespace, loop.name, result.started_unix_s, end)
 
-    failed = result.failed()
-    assert not failed, (len(failed), [(round(s.at_s), s.error[:80]) for s in failed[:5]])
+    assert_none_failed(result)
     hosted = [s for s in result.sent if s.backend == "hosted"]
     assert hosted, "the spike must spill"
     reaction = spill_reaction_s(result, sampler.samples, sampler.ready_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from support.scenarios import total_desired, workload
+from support.scenarios import assert_none_failed, total_desired, workload
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import Background
 from weir.cluster.wait import wait_for
@@ -33,6 +33,6 @@ def test_operator_killed_during_scale_up_converges(loop_for, operator):
     components = Counter(d.metadata.labels.get("weir.dev/component") for d in deployments)
     assert components["router"] == 1 and components["engine"] == 2
     planned = loop.status().get("plannedReplicas") or {}
-    assert sum(planned.values()) == sum(loop.desired_engines().values())
+    assert sum(planned.values()) == total_desired(loop)
     result = traffic.join(200)
-    assert not result.failed(), result.failed()[:3]
+    assert_none_failed(result)

@@ -3,7 +3,7 @@ so, and planning resumes once it is back. Traffic keeps flowing throughout."""
 
 from __future__ import annotations
 
-from support.scenarios import total_desired, watch, workload
+from support.scenarios import assert_none_failed, total_desired, watch, workload
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import Background
 from weir.cluster import processes
@@ -40,4 +40,4 @@ def test_prometheus_outage_holds_the_fleet(cluster, loop_for):
         interval_s=0.5,
     )
     result = traffic.join(200)
-    assert not result.failed(), result.failed()[:3]
+    assert_none_failed(result)

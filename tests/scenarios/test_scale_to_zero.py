@@ -3,7 +3,7 @@ the hosted endpoint (none fails) while the first replica warms, then locally."""
 
 from __future__ import annotations
 
-from support.scenarios import total_desired, workload
+from support.scenarios import assert_none_failed, total_desired, workload
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import Background
 from weir.cluster.wait import wait_for
@@ -22,7 +22,7 @@ def test_requests_at_zero_go_hosted_while_the_first_replica_warms(loop_for):
     wait_for(lambda: loop.ready_engines() >= 1, "the first replica to warm up", 90)
     warm_at = traffic.elapsed_s()
     result = traffic.join(200)
-    assert not result.failed(), result.failed()[:3]
+    assert_none_failed(result)
     cold = result.in_window(0, min(warm_at - 2, 10))
     assert cold and all(s.backend == "hosted" for s in cold)
     late = result.in_window(warm_at + 10, 70)

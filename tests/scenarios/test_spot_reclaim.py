@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from support.scenarios import workload
+from support.promtext import metric
+from support.scenarios import assert_none_failed, workload
 from weir.closedloop.harness import MODEL, Shape
 from weir.closedloop.traffic import Background
 from weir.cluster import kube
@@ -26,15 +26,9 @@ def arrivals(ip: str) -> float | None:
         text = httpx.get(f"http://{ip}:8000/prometheus/metrics", timeout=1).text
     except httpx.HTTPError:
         return None
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in (
-                "trtllm_time_to_first_token_seconds_count",
-                "trtllm_num_requests_waiting",
-            ):
-                total += sample.value
-    return total
+    return metric(text, "trtllm_time_to_first_token_seconds_count") + metric(
+        text, "trtllm_num_requests_waiting"
+    )
 
 
 def test_spot_reclaim_drains_without_failures(cluster, loop_for):
@@ -56,7 +50,9 @@ def test_spot_reclaim_drains_without_failures(cluster, loop_for):
         seen: list[tuple[float, float]] = []
         while (count := arrivals(ip)) is not None and time.monotonic() - notice < 60:
             seen.append((time.monotonic() - notice, count))
-            time.sleep(0.2)  # sampling the drained pod's counters, not waiting for a state
+            # a sampling period: the assertion below needs the victim's counters as a series
+            # over the drain; that the pod then goes away is waited for (and bounded) below
+            time.sleep(0.2)
         settled = [c for t, c in seen if t >= PROPAGATION_S]
         assert in_flight_at_notice is not None and seen, "the victim's engine was not reachable"
         assert not settled or max(settled) == settled[0], (
@@ -72,5 +68,5 @@ def test_spot_reclaim_drains_without_failures(cluster, loop_for):
         result = traffic.join(200)
     finally:
         kube.apply_pools(cluster.settings, load_pools(cluster.settings.pools_path), print)
-    assert not result.failed(), result.failed()[:3]
+    assert_none_failed(result)
     assert loop.condition("SpotInterrupted") == "True"

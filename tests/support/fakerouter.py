@@ -11,7 +11,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from weir.router.metrics import PREFILL_BUCKETS
+from weir.planner.types import MIX_BOUNDS
 
 
 class FakeRouter:
@@ -23,9 +23,7 @@ class FakeRouter:
             "weir_router_tokens", "", ["backend", "kind", "usefulness"], registry=r
         )
         self.spend = Counter("weir_router_hosted_spend_dollars", "", registry=r)
-        self.prefill = Histogram(
-            "weir_router_prefill_tokens", "", buckets=PREFILL_BUCKETS, registry=r
-        )
+        self.prefill = Histogram("weir_router_prefill_tokens", "", buckets=MIX_BOUNDS, registry=r)
         self.gpu = Gauge("weir_gpu_spend_dollars_per_hour", "", registry=r)
         self.running = Gauge("trtllm_num_requests_running", "", registry=r)
         self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=r)

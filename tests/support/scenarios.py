@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from weir.closedloop.harness import Loop
 from weir.closedloop.schedule import Shaping, Spike, warp
+from weir.closedloop.traffic import Replay
 from weir.sim.generate import generate
 from weir.sim.traces import Request
 
@@ -39,3 +40,9 @@ def watch(loop: Loop, seconds: float, every_s: float, probe: Callable[[Loop], ob
 
 def total_desired(loop: Loop) -> int:
     return sum(loop.desired_engines().values())
+
+
+def assert_none_failed(result: Replay) -> None:
+    """Every request was sent and none failed."""
+    assert not result.failed(), result.failed()[:3]
+    assert result.dropped == 0, f"the client never sent {result.dropped} request(s)"

@@ -190,13 +190,30 @@ def deployment_manifest(prefix: str, shape: Shape, name: str = "llm") -> dict[st
     }
 
 
+METRICS_WINDOW_S = 30.0  # the operator's sliding window, compressed like the times in Shape
+
+
+def write_operator_target(settings: ClusterSettings, name: str, port: int) -> Path:
+    """Prometheus scrapes the operator's /metrics on `port` (the GPU gauge is there).
+
+    Written aside and renamed: Prometheus must never read a half-written list."""
+    directory = settings.prometheus_targets_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{name}.json"
+    entry = {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "weir-operator"}}
+    aside = target.with_suffix(".tmp")
+    aside.write_text(json.dumps([entry]))
+    aside.replace(target)
+    return target
+
+
 def operator_env(settings: ClusterSettings, metrics_port: int) -> dict[str, str]:
     """The operator's settings for the closed loop: this cluster's Prometheus, its own
-    /metrics on `metrics_port`, and a 30 s window refreshed every second (compressed)."""
+    /metrics on `metrics_port`, and a METRICS_WINDOW_S window refreshed every second."""
     return {
         "WEIR_OPERATOR_PROMETHEUS_URL": settings.prometheus_url,
         "WEIR_OPERATOR_METRICS_PORT": str(metrics_port),
-        "WEIR_OPERATOR_METRICS_WINDOW_S": "30",
+        "WEIR_OPERATOR_METRICS_WINDOW_S": str(METRICS_WINDOW_S),
         "WEIR_OPERATOR_METRICS_REFRESH_S": "1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -228,12 +245,7 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
                 env=environment,
             )
-        target = self.settings.prometheus_targets_dir / f"operator-{self.port}.json"
-        target.write_text(
-            json.dumps(
-                [{"targets": [f"127.0.0.1:{self.port}"], "labels": {"job": "weir-operator"}}]
-            )
-        )
+        write_operator_target(self.settings, f"operator-{self.port}", self.port)
         return self
 
     def kill(self) -> None:

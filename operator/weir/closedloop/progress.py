@@ -1,7 +1,7 @@
 """Live progress of a run: what weir reports about itself, sampled once a second.
 
 A thread reads the InferenceDeployment's status (replicas per pool, live $
-per useful token, useful fraction, hosted share, conditions) so the replay's
+per useful token, useful fraction, concurrency limits) so the replay's
 event loop never waits on the API server; the terminal shows the latest
 sample and the client-side picture (offered rate, hosted share of the last
 10 s, failures). The samples are kept for the plots.
@@ -30,8 +30,6 @@ class Sample:
     desired: dict[str, int]
     dollars_per_million_useful: float | None
     useful_fraction: float | None
-    hosted_share: float | None
-    conditions: dict[str, str]
     limits: dict[str, int]  # the router's per-replica concurrency limit, by pool
 
 
@@ -79,8 +77,6 @@ class Sampler:
                 desired={p["pool"]: int(p.get("desiredReplicas", 0)) for p in pools},
                 dollars_per_million_useful=status.get("dollarsPerMillionUsefulTokens"),
                 useful_fraction=status.get("usefulTokenFraction"),
-                hosted_share=status.get("hostedShare"),
-                conditions={c["type"]: c["status"] for c in status.get("conditions") or []},
                 limits=dict((status.get("spillPolicy") or {}).get("concurrencyLimitByPool") or {}),
             )
         )

@@ -10,6 +10,7 @@ prices and SLO, so the three numbers compare like for like.
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -53,8 +54,8 @@ def spill_reaction_s(
     worst, episode_open = 0.0, False
     for start, end in local:
         while ends and ends[0] <= start:
-            ends.pop(0)
-        bisect.insort(ends, end)
+            heapq.heappop(ends)
+        heapq.heappush(ends, end)  # the ends of local requests in flight at `start`
         sample = samples[max(0, bisect.bisect_right(times, start) - 1)]
         limit = sum(sample.limits.get(p, 0) * n for p, n in ready_by(start).items())
         if limit <= 0 or len(ends) < limit:

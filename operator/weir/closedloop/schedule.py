@@ -71,9 +71,3 @@ def warp(trace: Sequence[Request], shaping: Shaping) -> list[Request]:
             )
         )
         i += 1
-
-
-def offered_rps(schedule: Sequence[Request], start_s: float, end_s: float) -> float:
-    """Requests per second the schedule sends in [start_s, end_s)."""
-    count = sum(1 for r in schedule if start_s <= r.arrival_s < end_s)
-    return count / max(1e-9, end_s - start_s)

@@ -160,7 +160,7 @@ class Background:
                 self.error = exc
 
         self._thread = threading.Thread(target=run, daemon=True)
-        self.started_unix_s = time.time()
+        self.started_unix_s = 0.0  # set by start()
 
     def start(self) -> Background:
         self.started_unix_s = time.time()

@@ -58,7 +58,6 @@ class StandIn:
     service_account: str | None = None
     drain_metrics: str | None = None  # engines: URL of the metrics that say "in flight"
     files: dict[str, str] = field(default_factory=dict)  # relative path -> text to write first
-    reason: str = ""  # unrunnable: why
 
 
 def pod_kind(pod: dict[str, Any]) -> Literal["engine", "router", "other"]:

@@ -34,6 +34,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
 from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.pool import CapacityPoolSpec
@@ -107,7 +108,9 @@ class Supervisor:
         self.http = httpx.Client(timeout=0.5)
         self.targets_text = ""
         self.prefix = podnet.exec_prefix(settings)
-        self.profiles = load_profiles(_PROFILES)  # read once: new pods only look them up
+        # read once: new pods only look them up (the text is what the engine stand-in loads)
+        self.profiles = load_profiles(_PROFILES)
+        self.profile_texts = {s: (_PROFILES / f"{s}.yaml").read_text() for s in self.profiles}
 
     # -- the loop ----------------------------------------------------------
 
@@ -119,6 +122,8 @@ class Supervisor:
             except (ApiException, httpx.HTTPError, OSError) as exc:
                 log.warning("supervisor pass failed (retrying): %s", exc)
             except Exception:
+                # Broad on purpose: the supervisor is every pod's kubelet, so a bug in one pass
+                # must not end it; the traceback is logged and the next pass retries.
                 log.exception("supervisor pass failed unexpectedly (retrying)")
             (self.dir / "heartbeat").touch()
             stop.wait(max(0.0, self.settings.pod_loop_s - (time.monotonic() - started)))
@@ -130,10 +135,15 @@ class Supervisor:
             if uid not in pods:
                 self._forget(self.tracked.pop(uid), "pod is gone")
         for uid, pod in pods.items():
-            tracked = self.tracked.get(uid)
-            if tracked is None:
-                tracked = self.tracked[uid] = self._track(pod)
-            self._converge(tracked, pod)
+            try:
+                tracked = self.tracked.get(uid)
+                if tracked is None:
+                    tracked = self.tracked[uid] = self._track(pod)
+                self._converge(tracked, pod)
+            except (ApiException, httpx.HTTPError, OSError) as exc:
+                # one pod's trouble (a failed patch, a refused probe) must not starve the others
+                meta = pod["metadata"]
+                log.warning("pod %s/%s: %s (retrying)", meta["namespace"], meta["name"], exc)
         self._write_targets(pods)
 
     def shutdown(self) -> None:
@@ -185,15 +195,16 @@ class Supervisor:
             }
         except ApiException as exc:
             raise StandInError(f"cannot read {ns}/{owner} or its pools: {exc.reason}") from exc
-        profiles = self.profiles
+        except ValidationError as exc:
+            raise StandInError(f"{ns}/{owner} or one of its pools is invalid: {exc}") from exc
         if pool not in pools:
             raise StandInError(f"pool {pool} is no longer in {ns}/{owner}'s spec")
         try:
-            matched = match_profiles(spec, pools, profiles)[pool]
+            matched = match_profiles(spec, pools, self.profiles)[pool]
         except PlanningError as exc:
             raise StandInError(str(exc)) from exc
-        stem = next(k for k, v in profiles.items() if v is matched)
-        text = (_PROFILES / f"{stem}.yaml").read_text()
+        stem = next(k for k, v in self.profiles.items() if v is matched)
+        text = self.profile_texts[stem]
         cold = min(pools[pool].cold_start_seconds, self.settings.max_cold_start_s)
         return text, spec.model.name, cold
 
@@ -223,7 +234,7 @@ class Supervisor:
         except StandInError as exc:
             # tracked all the same: it stays not ready, is retried, and is deleted on time
             log.warning("pod %s/%s: %s (retrying)", meta["namespace"], meta["name"], exc)
-            standin = StandIn("unrunnable", reason=str(exc))
+            standin = StandIn("unrunnable", delay_s=_RETRY_S)
         log.info("pod %s/%s (%s) at %s", meta["namespace"], meta["name"], kind, ip)
         return Tracked(
             meta["uid"],
@@ -245,11 +256,8 @@ class Supervisor:
             return
         if t.standin.kind == "unrunnable":
             self._set_ready(t, False, "NoStandIn")
-            if time.monotonic() - t.last_probe > _RETRY_S:
-                t.last_probe = time.monotonic()
-                retried = self._track(pod)
-                if retried.standin.kind != "unrunnable":
-                    self.tracked[t.uid] = retried
+            if time.monotonic() >= t.start_at:  # an unrunnable pod's start_at is its next try
+                self.tracked[t.uid] = self._track(pod)
             return
         now = time.monotonic()
         if t.proc is not None and t.proc.poll() is not None:
@@ -438,7 +446,7 @@ class Supervisor:
     def _write_targets(self, pods: dict[str, dict[str, Any]]) -> None:
         targets = []
         for uid, t in sorted(self.tracked.items()):
-            if t.proc is None or t.standin.kind in ("other", "unrunnable"):
+            if t.proc is None:  # "other" and "unrunnable" pods never have a process
                 continue
             entry = standins.scrape_target(pods[uid], t.ip)
             if entry is not None:

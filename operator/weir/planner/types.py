@@ -18,6 +18,13 @@ from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
 from weir.planner.forecast import DemandSample, Forecast
 
+# Bucket bounds of the request mix by prefill tokens: the router's histogram exports
+# exactly these, and the simulator's telemetry bins with them, so the planner is tested
+# on the resolution it gets in production. Steps of sqrt(2) from 64 to 262,144 tokens.
+MIX_BOUNDS: tuple[float, ...] = (*(64.0 * 2 ** (k / 2) for k in range(25)), math.inf)
+# The open top bucket's bound, finite because the planner interpolates percentiles in it.
+MIX_TOP_BOUND = 262144.0 * 4
+
 
 class PlanningError(ValueError):
     """The inputs cannot be planned on (refused, not guessed around)."""

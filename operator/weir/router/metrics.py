@@ -38,12 +38,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from weir.planner.types import MIX_BOUNDS
 from weir.router.accounting import Verdict
 
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-# Powers of two: a long-context tail stays visible, and the planner's split of
-# the mix into local and hosted lands on a bucket bound within a factor of 2.
-PREFILL_BUCKETS = tuple(float(2**k) for k in range(5, 18))  # 32 .. 131072 tokens
 _ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1.0, 2.5)
 
 
@@ -88,7 +86,7 @@ class RouterMetrics:
         self.prefill = Histogram(
             "weir_router_prefill_tokens",
             "Uncached prompt tokens per request.",
-            buckets=PREFILL_BUCKETS,
+            buckets=MIX_BOUNDS,  # the planner's mix buckets
             registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}

@@ -232,14 +232,12 @@ class Router:
                 # after a hosted failure the request may queue for a local slot, if
                 # there are local replicas (local queueing while the hosted endpoint
                 # is down); after a local one it goes where admission sends it at once
-                may_wait = failure is None or (
-                    not allow_hosted and bool(self.backends.loads(0.0, None))
-                )
+                may_wait = failure is None or (not allow_hosted and bool(self.backends.by_id))
                 decision = await self.spill.admit(
                     shape, exclude=exclude, allow_hosted=allow_hosted, may_wait=may_wait
                 )
             except OverloadedError:
-                if may_wait or failure is None:
+                if may_wait or failure is None:  # (implied by may_wait; says so to mypy)
                     raise  # it queued for a local slot and none came: 429, retry later
                 raise failure from None  # nowhere to retry: the first failure is the answer
             try:

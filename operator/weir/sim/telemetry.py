@@ -13,10 +13,8 @@ import bisect
 import math
 from collections.abc import Mapping
 
-from weir.planner.types import MixBucket, PoolObservation, Snapshot
+from weir.planner.types import MIX_BOUNDS, MIX_TOP_BOUND, MixBucket, PoolObservation, Snapshot
 
-MIX_BOUNDS: tuple[float, ...] = (*(64.0 * 2 ** (k / 2) for k in range(25)), math.inf)
-_FINITE_MAX = 262144.0 * 4
 ATTAINMENT_WINDOW_S = 300.0
 
 
@@ -87,7 +85,7 @@ class Telemetry:
             hosted_in += self.hosted[index][0]
             hosted_cached += self.hosted[index][1]
         mix = tuple(
-            MixBucket(min(MIX_BOUNDS[b], _FINITE_MAX), row[0], row[1], row[2], row[3])
+            MixBucket(min(MIX_BOUNDS[b], MIX_TOP_BOUND), row[0], row[1], row[2], row[3])
             for b, row in sorted(sums.items())
         )
         span = max(1.0, min(self.window_s, end - self.origin))

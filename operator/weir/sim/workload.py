@@ -21,10 +21,9 @@ from weir.api.profile import EngineProfile
 from weir.planner.capacity import CapacityModel, Workload, model_for
 from weir.planner.evaluate import split_mix
 from weir.planner.optimise import max_local_prefill
-from weir.planner.types import MixBucket
+from weir.planner.types import MIX_BOUNDS, MIX_TOP_BOUND, MixBucket
 from weir.sim.hosted import BLOCK_TOKENS
 from weir.sim.scenario import Scenario
-from weir.sim.telemetry import MIX_BOUNDS
 from weir.sim.traces import Request, duration_s, scale_rate
 
 
@@ -60,7 +59,7 @@ def mix_of(requests: Sequence[Request], prefill: Sequence[int]) -> tuple[MixBuck
         row[2] += pre
         row[3] += r.output_tokens
     return tuple(
-        MixBucket(min(MIX_BOUNDS[b], 262144.0 * 4), *row) for b, row in sorted(sums.items())
+        MixBucket(min(MIX_BOUNDS[b], MIX_TOP_BOUND), *row) for b, row in sorted(sums.items())
     )
 
 
