@@ -8,10 +8,10 @@ DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test lint unit cluster-down clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,engine]'
+	$(BIN)/pip install -q -e '.[test,engine]' -e ./lab
 	touch $@
 
 setup: $(BIN)/.installed
@@ -22,8 +22,8 @@ demo: setup
 	$(BIN)/weir demo --out $(DEMO_OUT)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check operator tests $(wildcard bench)
-	$(BIN)/ruff format --check operator tests $(wildcard bench)
+	$(BIN)/ruff check operator lab tests $(wildcard bench)
+	$(BIN)/ruff format --check operator lab tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

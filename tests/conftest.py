@@ -19,9 +19,30 @@ import pytest
 from kubernetes import client
 from prometheus_api_client import PrometheusConnect
 
-from weir.cluster import controlplane, kube
-from weir.cluster.settings import ClusterSettings
-from weir.cluster.wait import wait_for
+from weir_lab.cluster import controlplane, kube
+from weir_lab.cluster.settings import ClusterSettings
+from weir_lab.cluster.wait import wait_for
+
+_E2E_FOLDERS = ("scenarios",)
+_E2E_FILES = ("test_demo.py",)
+_INTEGRATION_FIXTURES = {"cluster", "prometheus", "namespace"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its layer, so `pytest -m unit` runs without a cluster.
+
+    e2e: the closed-loop scenarios and the demo; integration: anything that asks
+    for the real API server or Prometheus (directly or through another fixture);
+    unit: the rest (pure code, real HTTP on loopback, subprocesses at most).
+    """
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name in _E2E_FOLDERS or path.name in _E2E_FILES:
+            item.add_marker(pytest.mark.e2e)
+        elif _INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,29 @@
 """The `weir` command.
 
 Each command lives in its own module and is imported only when it is invoked,
-so `weir cluster status` does not pay for importing the simulator or kopf. To
-add a command, add one line to `_COMMANDS` (or to `_BENCH_COMMANDS` for a
-`weir bench X` benchmark): name -> ("module:attribute", help), where the
-attribute is a click command or group.
+so `weir router` does not pay for importing the simulator or kopf. To add a
+command, add one line to `_COMMANDS` (or to `_BENCH_COMMANDS` for a `weir bench
+X` benchmark): name -> ("module:attribute", help), where the attribute is a
+click command or group.
+
+Other distributions add commands through the entry-point groups `weir.commands`
+and `weir.bench` (the lab, `weir-lab`, adds `weir cluster`, `weir demo` and the
+operator and router benchmarks this way): the product names no module of
+theirs, so it runs, and its wheel builds, without them. Such a command is
+listed with the distribution that adds it; its own `--help` says the rest.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import click
 
 _COMMANDS: dict[str, tuple[str, str]] = {
     "engine": (
-        "weir.engines.cli:engine",
+        "weir.refengine.cli:engine",
         "Serve an OpenAI-compatible engine: emulated (from a profile) or torch reference.",
     ),
     "engine-spec": (
@@ -26,10 +33,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "profile": (
         "weir.engines.cli:profile",
         "Measure an OpenAI-compatible endpoint's capacity curve into an engine profile.",
-    ),
-    "cluster": (
-        "weir.cluster.cli:cluster",
-        "Run a real local control plane with simulated GPU pools.",
     ),
     "router": (
         "weir.router.cli:router",
@@ -42,37 +45,42 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
     "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
-    "demo": ("weir.demo:demo", "Local cluster, operator and the example deployment, end to end."),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {
-    "operator": (
-        "weir.controller.bench:bench_operator",
-        "The operator at scale on the local cluster: queries per cycle, cycle time, RSS.",
-    ),
     "planner": (
         "weir.sim.cli:bench_planner",
         "Replay a trace through weir's planner and the baselines; compare $ per useful token.",
     ),
-    "router": (
-        "weir.router.bench:bench_router",
-        "Streaming proxy throughput and added latency: direct, nginx, weir, LiteLLM.",
-    ),
 }
+
+
+def plugin_commands(group: str) -> dict[str, tuple[str, str]]:
+    """Commands other installed distributions add to `group` (name -> (target, help))."""
+    found: dict[str, tuple[str, str]] = {}
+    for point in entry_points(group=group):
+        source = point.dist.name if point.dist is not None else "a plugin"
+        found[point.name] = (point.value, f"(from {source}; see its --help)")
+    return found
 
 
 class _LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     commands_table: ClassVar[dict[str, tuple[str, str]]] = _COMMANDS
+    plugin_group: ClassVar[str] = "weir.commands"
+
+    def _table(self) -> dict[str, tuple[str, str]]:
+        return {**plugin_commands(self.plugin_group), **self.commands_table}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(self.commands_table)
+        return sorted(self._table())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands_table:
+        table = self._table()
+        if cmd_name not in table:
             return None
-        target, _ = self.commands_table[cmd_name]
+        target, _ = table[cmd_name]
         module_name, attribute = target.split(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
@@ -80,13 +88,14 @@ class _LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, help_text) in sorted(self.commands_table.items())]
+        rows = [(name, help_text) for name, (_, help_text) in sorted(self._table().items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
 class _BenchGroup(_LazyGroup):
     commands_table: ClassVar[dict[str, tuple[str, str]]] = _BENCH_COMMANDS
+    plugin_group: ClassVar[str] = "weir.bench"
 
 
 @click.group(cls=_LazyGroup)

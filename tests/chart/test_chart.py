@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weir.cluster.toolchain import ensure
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.toolchain import ensure
+from weir_lab.cluster.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "weir"

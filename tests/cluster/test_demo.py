@@ -12,8 +12,8 @@ from pathlib import Path
 from prometheus_api_client import PrometheusConnect
 
 from support.operator import delete_and_wait
-from weir.cluster import processes
-from weir.demo import OPERATOR
+from weir_lab.cluster import processes
+from weir_lab.demo import OPERATOR
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = 'namespace="default",weir_dev_deployment="llama-70b"'

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from weir.cluster import controlplane, processes
-from weir.cluster.errors import PortInUseError
-from weir.cluster.settings import ClusterSettings
+from weir_lab.cluster import controlplane, processes
+from weir_lab.cluster.errors import PortInUseError
+from weir_lab.cluster.settings import ClusterSettings
 
 
 def free_ports(count: int) -> list[int]:

@@ -7,8 +7,8 @@ import ipaddress
 from kubernetes import client
 
 from support.workloads import capacity_type_of, gpu_deployment, running_pods
-from weir.cluster.pools import load_pools
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.pools import load_pools
+from weir_lab.cluster.wait import wait_for
 
 
 def test_spot_deployment_runs_on_spot_nodes_behind_a_service(cluster, namespace):

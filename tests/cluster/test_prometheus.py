@@ -6,7 +6,7 @@ import uuid
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.wait import wait_for
 
 
 def test_loopback_metric_is_scraped_and_read_back(prometheus):

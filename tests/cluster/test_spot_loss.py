@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from support.workloads import capacity_type_of, gpu_deployment, running_pods
-from weir.cluster import kube
-from weir.cluster.pools import load_pools
-from weir.cluster.wait import wait_for
+from weir_lab.cluster import kube
+from weir_lab.cluster.pools import load_pools
+from weir_lab.cluster.wait import wait_for
 
 
 def test_deleting_a_spot_node_reschedules_its_pods(cluster, namespace):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from weir.cluster.errors import ClusterError
-from weir.cluster.pools import GPU_RESOURCE, SPOT_TAINT, load_pools, node_manifests
-from weir.cluster.settings import ClusterSettings
+from weir_lab.cluster.errors import ClusterError
+from weir_lab.cluster.pools import GPU_RESOURCE, SPOT_TAINT, load_pools, node_manifests
+from weir_lab.cluster.settings import ClusterSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

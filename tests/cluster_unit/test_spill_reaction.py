@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from weir.closedloop.progress import Sample
-from weir.closedloop.report import spill_reaction_s
-from weir.closedloop.traffic import Replay, Sent
+from weir_lab.closedloop.progress import Sample
+from weir_lab.closedloop.report import spill_reaction_s
+from weir_lab.closedloop.traffic import Replay, Sent
 
 
 def _sample() -> Sample:

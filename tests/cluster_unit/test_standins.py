@@ -7,9 +7,9 @@ from pathlib import Path
 from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
-from weir.closedloop.harness import hosted_manifests
-from weir.cluster import standins
 from weir.controller.children import ChildSettings, Inputs, Owner, router_children
+from weir_lab.closedloop.harness import hosted_manifests
+from weir_lab.cluster import standins
 
 
 def _router_pod() -> dict:

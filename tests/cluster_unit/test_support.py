@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from weir.cluster.errors import ToolchainError
-from weir.cluster.pki import kubeconfig_text, write_pki
-from weir.cluster.toolchain import ensure
-from weir.cluster.wait import WaitTimeoutError, wait_for
+from weir_lab.cluster.errors import ToolchainError
+from weir_lab.cluster.pki import kubeconfig_text, write_pki
+from weir_lab.cluster.toolchain import ensure
+from weir_lab.cluster.wait import WaitTimeoutError, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from support.operator import install_crds
 from weir.api.crd import crd_manifest, model_schema, structural
 from weir.api.resources import DEFINITIONS
-from weir.cluster.toolchain import ensure
 from weir.controller.crds import chart_files, stale_files
+from weir_lab.cluster.toolchain import ensure
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "llama-3.1-8b.yaml"

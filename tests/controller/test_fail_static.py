@@ -21,8 +21,8 @@ from support.operator import (
     get_deployment,
     operator_process,
 )
-from weir.cluster import processes
-from weir.cluster.wait import wait_for
+from weir_lab.cluster import processes
+from weir_lab.cluster.wait import wait_for
 
 FAST = {"WEIR_OPERATOR_METRICS_WINDOW_S": "20", "WEIR_OPERATOR_METRICS_REFRESH_S": "1"}
 

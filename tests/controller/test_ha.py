@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.operator import create, delete_and_wait, deployment, operator_process
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"WEIR_OPERATOR_PEERING_LIFETIME_S": "10"}

@@ -17,9 +17,9 @@ from support.operator import (
     deployment,
     get_deployment,
 )
-from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
-from weir.cluster.toolchain import ensure
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
+from weir_lab.cluster.toolchain import ensure
+from weir_lab.cluster.wait import wait_for
 
 
 def read_child(cluster, kind: str, name: str, namespace: str):

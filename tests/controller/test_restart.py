@@ -6,7 +6,7 @@ In its own module so that no other operator process runs beside the one killed.
 from __future__ import annotations
 
 from support.operator import create, delete_and_wait, deployment, get_deployment, operator_process
-from weir.cluster.wait import wait_for
+from weir_lab.cluster.wait import wait_for
 
 
 def test_operator_killed_mid_reconcile_converges_without_duplicates(

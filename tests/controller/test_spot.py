@@ -7,10 +7,10 @@ import time
 from kubernetes import client
 
 from support.operator import create, deployment, get_deployment
-from weir.cluster import kube
-from weir.cluster.pools import load_pools
-from weir.cluster.wait import wait_for
 from weir.controller.spot import reclaim_reason
+from weir_lab.cluster import kube
+from weir_lab.cluster.pools import load_pools
+from weir_lab.cluster.wait import wait_for
 
 RECLAIM = {"key": "weir.dev/reclaim", "value": "true", "effect": "NoSchedule"}
 

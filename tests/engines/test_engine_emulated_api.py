@@ -8,10 +8,10 @@ import httpx
 
 from engines.engine_helpers import metric_value, read_sse, wait_for
 from weir.api.profile import EngineProfile
-from weir.engines.emulated import EmulatedEngine, EmulatedSettings
-from weir.engines.serve import started_server
-from weir.engines.server import ServerSettings
-from weir.engines.timing import fixed_profile
+from weir.refengine.emulated import EmulatedEngine, EmulatedSettings
+from weir.refengine.serve import started_server
+from weir.refengine.server import ServerSettings
+from weir.refengine.timing import fixed_profile
 
 SETTINGS = ServerSettings(model_name="test/tiny-model")
 

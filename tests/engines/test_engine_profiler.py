@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from weir.api.profile import EngineProfile, ProfilePoint, load_profile
-from weir.engines.emulated import EmulatedEngine, EmulatedSettings
 from weir.engines.errors import ProfilerError
 from weir.engines.profiler import (
     Profiler,
@@ -18,9 +17,10 @@ from weir.engines.profiler import (
     profile_endpoint,
     write_profile,
 )
-from weir.engines.serve import started_server
-from weir.engines.server import ServerSettings
-from weir.engines.timing import fixed_profile
+from weir.refengine.emulated import EmulatedEngine, EmulatedSettings
+from weir.refengine.serve import started_server
+from weir.refengine.server import ServerSettings
+from weir.refengine.timing import fixed_profile
 
 DATA = Path(__file__).parent / "data"
 

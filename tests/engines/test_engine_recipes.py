@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from weir.api.profile import load_profile
 from weir.cli import main
 from weir.engines.coldstart import warm_and_cold
-from weir.engines.emulated import EmulatedEngine
 from weir.engines.recipes import load_recipe
+from weir.refengine.emulated import EmulatedEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "engines" / "trtllm" / "recipes").glob("*.yaml"))

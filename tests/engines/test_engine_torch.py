@@ -11,9 +11,9 @@ import pytest
 
 from engines.engine_helpers import metric_value, read_sse, wait_for
 from weir.engines.profiler import ProfileTarget, Sweep, profile_endpoint
-from weir.engines.serve import RunningEngine, started_server
-from weir.engines.server import ServerSettings
-from weir.engines.torch_backend import TorchEngine, TorchSettings
+from weir.refengine.serve import RunningEngine, started_server
+from weir.refengine.server import ServerSettings
+from weir.refengine.torch_backend import TorchEngine, TorchSettings
 
 # Narrow and deep: a step costs a few ms whatever the batch size, as decoding does on
 # a GPU, so batching (not the in-process HTTP) decides the timings below.
@@ -146,7 +146,7 @@ async def test_quick_profile_saturates_at_the_batch_limit() -> None:
 def test_chunked_prefill_and_batched_decode_compute_what_one_pass_computes() -> None:
     import torch
 
-    from weir.engines.torch_backend import model
+    from weir.refengine.torch_backend import model
 
     shape = model.ModelShape(layers=2, width=32, heads=2, max_seq_len=64, slots=3)
     weights = model.init_weights(shape, torch.device("cpu"), seed=3)

@@ -7,8 +7,8 @@ import socket
 import uuid
 
 from support.fakerouter import FakeRouter
-from weir.cluster.wait import wait_for
 from weir.metrics.source import PrometheusSource, parse_histogram, parse_vector
+from weir_lab.cluster.wait import wait_for
 
 
 def scraped(prometheus, query: str, value: float) -> bool:

@@ -14,15 +14,15 @@ import httpx
 from support.promtext import metric  # noqa: F401
 from weir.api.hosted import HostedEndpointSpec, HostedLatency
 from weir.api.profile import EngineProfile, load_profile
-from weir.engines.emulated import EmulatedEngine, EmulatedSettings
-from weir.engines.serve import RunningEngine, started_server
-from weir.engines.server import ServerSettings
-from weir.engines.timing import fixed_profile
+from weir.refengine.emulated import EmulatedEngine, EmulatedSettings
+from weir.refengine.serve import RunningEngine, started_server
+from weir.refengine.server import ServerSettings
+from weir.refengine.timing import fixed_profile
 from weir.router.backends import Endpoint, StaticDiscovery
 from weir.router.config import PolicyFile, RouterPolicy, RouterSettings
 from weir.router.server import RunningRouter, build_router, started_router
-from weir.router.standin import RunningStandin, StandinSettings, started_standin
 from weir.router.upstream import Upstream
+from weir_lab.standin import RunningStandin, StandinSettings, started_standin
 
 MODEL = "test/tiny-model"
 PROFILE = Path(__file__).parents[1] / "engines" / "data" / "small-profile.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from weir.router.bench import bench_router
+from weir_lab.bench.router import bench_router
 
 
 def test_bench_router_smoke(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from router.helpers import (
 from weir.planner.types import MIX_BOUNDS
 from weir.router.config import RouterPolicy
 from weir.router.rawhttp import RawUpstream
-from weir.router.standin import usage_event
 from weir.router.upstream import HttpxUpstream, Upstream
+from weir_lab.standin import usage_event
 
 
 def _client(kind: str) -> Upstream:

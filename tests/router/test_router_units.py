@@ -11,7 +11,7 @@ from weir.router.breaker import CircuitBreaker
 from weir.router.budget import HostedBudget, Reservation, ShareWindow
 from weir.router.request import parse_request
 from weir.router.sse import StreamScanner, Usage
-from weir.router.standin import usage_event
+from weir_lab.standin import usage_event
 
 OPEN = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}],"usage":null}\n\n'
 TOKEN = b'data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n'

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from weir.closedloop.harness import (
+from weir_lab.closedloop.harness import (
     HOSTED_KEY,
     MODEL,
     Loop,
@@ -23,8 +23,8 @@ from weir.closedloop.harness import (
     install_crds,
     pool_manifests,
 )
-from weir.closedloop.hosted import HostedStandIn
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.hosted import HostedStandIn
+from weir_lab.cluster.wait import wait_for
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import datetime
 import time
 
 from support.scenarios import workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
 
 CAP = 3.0  # $/hour: a 70B request costs ~$0.001 hosted, so ~1 request/s at most
 

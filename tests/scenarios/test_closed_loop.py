@@ -8,11 +8,11 @@ import json
 
 import httpx
 
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import replay
-from weir.cluster.wait import wait_for
 from weir.planner.types import MIX_BOUNDS
 from weir.sim.traces import Request
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import replay
+from weir_lab.cluster.wait import wait_for
 
 
 def test_requests_flow_through_router_pod_to_engine_pods(loop_for):

@@ -9,9 +9,9 @@ import pytest
 
 from support.promtext import metric
 from support.scenarios import workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster.wait import wait_for
 
 ROUTER_ARGS = '["--first-token-timeout=3", "--breaker-failures=3", "--breaker-open-seconds=5"]'
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 
 from support.scenarios import assert_none_failed, workload
-from weir.closedloop.figures import measure
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.progress import Sampler
-from weir.closedloop.report import spill_reaction_s
-from weir.closedloop.schedule import Spike
-from weir.closedloop.traffic import Background
+from weir_lab.closedloop.figures import measure
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.progress import Sampler
+from weir_lab.closedloop.report import spill_reaction_s
+from weir_lab.closedloop.schedule import Spike
+from weir_lab.closedloop.traffic import Background
 
 
 def test_launch_spike_spills_then_scales(loop_for):

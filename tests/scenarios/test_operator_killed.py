@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 from support.scenarios import assert_none_failed, total_desired, workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster.wait import wait_for
 
 
 def test_operator_killed_during_scale_up_converges(loop_for, operator):

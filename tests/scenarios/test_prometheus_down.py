@@ -4,10 +4,10 @@ so, and planning resumes once it is back. Traffic keeps flowing throughout."""
 from __future__ import annotations
 
 from support.scenarios import assert_none_failed, total_desired, watch, workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
-from weir.cluster import processes
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster import processes
+from weir_lab.cluster.wait import wait_for
 
 
 def test_prometheus_outage_holds_the_fleet(cluster, loop_for):

@@ -4,9 +4,9 @@ the hosted endpoint (none fails) while the first replica warms, then locally."""
 from __future__ import annotations
 
 from support.scenarios import assert_none_failed, total_desired, workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster.wait import wait_for
 
 
 def test_requests_at_zero_go_hosted_while_the_first_replica_warms(loop_for):

@@ -10,11 +10,11 @@ import httpx
 
 from support.promtext import metric
 from support.scenarios import assert_none_failed, workload
-from weir.closedloop.harness import MODEL, Shape
-from weir.closedloop.traffic import Background
-from weir.cluster import kube
-from weir.cluster.pools import load_pools
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster import kube
+from weir_lab.cluster.pools import load_pools
+from weir_lab.cluster.wait import wait_for
 
 RECLAIM = {"key": "weir.dev/reclaim", "value": "true", "effect": "NoSchedule"}
 PROPAGATION_S = 1.5

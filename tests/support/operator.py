@@ -13,9 +13,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from weir.closedloop.harness import Shape, install_crds, pool_manifests
-from weir.cluster.settings import ClusterSettings
-from weir.cluster.wait import wait_for
+from weir_lab.closedloop.harness import Shape, install_crds, pool_manifests
+from weir_lab.cluster.settings import ClusterSettings
+from weir_lab.cluster.wait import wait_for
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
 __all__ = ["install_crds"]

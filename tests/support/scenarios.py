@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from weir.closedloop.harness import Loop
-from weir.closedloop.schedule import Shaping, Spike, warp
-from weir.closedloop.traffic import Replay
 from weir.sim.generate import generate
 from weir.sim.traces import Request
+from weir_lab.closedloop.harness import Loop
+from weir_lab.closedloop.schedule import Shaping, Spike, warp
+from weir_lab.closedloop.traffic import Replay
 
 
 def workload(

@@ -6,7 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
-from weir.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
+from weir_lab.cluster.pools import CAPACITY_TYPE_LABEL, GPU_RESOURCE, SPOT_TAINT
 
 SPOT_TOLERATION = {**SPOT_TAINT, "operator": "Equal"}
 

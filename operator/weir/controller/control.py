@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from weir.api import CapacityPoolSpec, EngineProfile, HostedEndpointSpec, InferenceDeploymentSpec
-from weir.controller.mix import mix_from_histogram
-from weir.metrics.source import DeploymentMetrics, MetricsSnapshot
+from weir.metrics.observe import observe
+from weir.metrics.snapshot import DeploymentMetrics, MetricsSnapshot
 from weir.planner.forecast import DemandSample
 from weir.planner.optimise import plan as make_plan
+from weir.planner.profiles import match_profiles
 from weir.planner.types import (
     MixBucket,
     Plan,
@@ -29,7 +29,6 @@ from weir.planner.types import (
     PlanningError,
     PlanningSpec,
     PoolObservation,
-    Snapshot,
 )
 
 
@@ -43,75 +42,6 @@ class Decision:
     status: dict[str, Any]
     conditions: tuple[tuple[str, bool, str, str], ...]  # (type, status, reason, message)
     summary: str
-
-
-def _gpu_family(text: str) -> str:
-    found = re.search(r"([A-Z]+\d{2,4}[A-Z]?)", text.upper().replace("NVIDIA", ""))
-    return found.group(1) if found else text.upper()
-
-
-def _model_key(text: str) -> str:
-    return text.lower().rsplit("/", 1)[-1]
-
-
-def match_profiles(
-    spec: InferenceDeploymentSpec,
-    pools: Mapping[str, CapacityPoolSpec],
-    profiles: Mapping[str, EngineProfile],
-) -> dict[str, EngineProfile]:
-    """The engine profile of each pool: same model, GPU family, precision and TP."""
-    matched = {}
-    for binding in spec.pools:
-        pool = pools[binding.pool]
-        candidates = [
-            p
-            for p in profiles.values()
-            if _model_key(p.model) == _model_key(spec.model.name)
-            and _gpu_family(p.gpu) == _gpu_family(pool.gpu_type)
-            and p.precision.lower() == spec.model.precision.lower()
-            and p.tensor_parallel == spec.model.tensor_parallel
-        ]
-        if not candidates:
-            raise PlanningError(
-                f"no engine profile for {spec.model.name} {spec.model.precision} "
-                f"TP{spec.model.tensor_parallel} on {pool.gpu_type} (pool {binding.pool}); "
-                "add one under engines/profiles (weir profile measures it)"
-            )
-        matched[binding.pool] = candidates[0]
-    return matched
-
-
-def planner_snapshot(
-    snapshot: MetricsSnapshot, metrics: DeploymentMetrics, observed: Mapping[str, PoolObservation]
-) -> Snapshot:
-    """The planner's view: rates over the window, the prompt mix, replicas now.
-
-    The mix comes from the router's prefill histogram (`weir.controller.mix`);
-    without one it is a single bucket at twice the mean prompt.
-    """
-    window = snapshot.window_s
-    rate = metrics.requests_per_s or 0.0
-    uncached = metrics.input_tokens_per_s or 0.0
-    cached = metrics.cached_input_tokens_per_s or 0.0
-    output = metrics.output_tokens_per_s or 0.0
-    mix = mix_from_histogram(
-        metrics.prefill_histogram,
-        requests=rate * window,
-        input_tokens=(uncached + cached) * window,
-        prefill_tokens=uncached * window,
-        output_tokens=output * window,
-    )
-    total_input = uncached + cached
-    return Snapshot(
-        observed_at_s=snapshot.taken_at_s,
-        window_s=window,
-        arrival_rate_rps=rate,
-        output_tokens_per_s=output,
-        mix=mix,
-        pools=dict(observed),
-        hosted_cached_fraction=cached / total_input if total_input > 0 else 0.0,
-        healthy=snapshot.healthy,
-    )
 
 
 def pin_replicas(
@@ -184,7 +114,7 @@ def decide(
 ) -> Decision:
     """Plan, then say what to apply and what to write."""
     planning = PlanningSpec(spec, dict(pools), hosted)
-    view = planner_snapshot(snapshot, metrics, observed) if snapshot.healthy else None
+    view = observe(snapshot, metrics, observed)
     plan = make_plan(view, planning, match_profiles(spec, pools, profiles), state, now_s)
     enforce = spec.control.mode == "enforce"
     current = {pool: obs.total for pool, obs in observed.items()}
@@ -196,12 +126,13 @@ def decide(
         summary = f"{fleet} (pinned by spec.replicas={spec.replicas}); planner wanted: {summary}"
     replicas = planned if enforce else current
     stale = snapshot.age_s(now_s) > spec.control.stale_after_seconds
-    metrics_ok = snapshot.healthy and not stale
-    why_metrics = (
-        "Prometheus answered"
-        if metrics_ok
-        else snapshot.error or f"metrics are {snapshot.age_s(now_s):.0f}s old"
-    )
+    metrics_ok = view.healthy and not stale
+    if not view.healthy:
+        why_metrics = view.problem
+    elif stale:
+        why_metrics = f"metrics are {snapshot.age_s(now_s):.0f}s old"
+    else:
+        why_metrics = "Prometheus answered"
     share = metrics.hosted_share or 0.0
     spend = metrics.dollars_per_hour
     budget = spec.cost.budget_dollars_per_hour
@@ -259,6 +190,10 @@ def encode_state(state: PlannerState) -> str:
             "samples": [asdict(s) for s in state.samples],
             "recommendations": [[at, list(map(list, recs))] for at, recs in state.recommendations],
             "lastMix": [asdict(b) for b in state.last_mix],
+            "capacityScale": state.capacity_scale,
+            "capacityCutAt": (
+                state.capacity_cut_at_s if math.isfinite(state.capacity_cut_at_s) else None
+            ),
         },
         separators=(",", ":"),
     )
@@ -277,6 +212,10 @@ def decode_state(text: str | None) -> PlannerState | None:
                 for at, recs in raw["recommendations"]
             ),
             last_mix=tuple(MixBucket(**b) for b in raw["lastMix"]),
+            capacity_scale=float(raw.get("capacityScale", 1.0)),
+            capacity_cut_at_s=(
+                -math.inf if raw.get("capacityCutAt") is None else float(raw["capacityCutAt"])
+            ),
         )
     except (ValueError, KeyError, TypeError, PlanningError):
         return None

@@ -1,12 +1,8 @@
-"""Engines: what runs the model, in production and in tests.
+"""Engines as production runs them: TensorRT-LLM launch specs, caches, cold starts.
 
-In production weir runs TensorRT-LLM (`trtllm-serve`) pods; `launch`, `cache` and
-`coldstart` produce their Kubernetes objects and estimate how long a new one takes
-to become ready. Our machines have no GPU, so the rest of weir is tested against
-engines that speak the same API and export the same metric names: a real
-PyTorch transformer with continuous batching (`torch_backend`, optional extra
-`engine`) and an emulated engine that replays a measured profile with asyncio
-timers (`emulated`), cheap enough to run dozens of replicas on two cores. The
-profiler (`profiler`) measures those profiles against any OpenAI-compatible
-endpoint.
+`launch`, `cache` and `recipes` produce the Kubernetes objects of `trtllm-serve`
+replicas; `coldstart` estimates how long a new one takes to become ready from
+the state of its caches; `profiler` measures any OpenAI-compatible endpoint's
+capacity curve into an engine profile. The stand-in engines used where no GPU
+is (tests, the lab) live apart, in `weir.refengine`.
 """

@@ -18,88 +18,16 @@ above it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-from weir.metrics.templates import HISTOGRAM_NAMES, QUERY_NAMES, QueryTemplates
+from weir.metrics.snapshot import DeploymentMetrics, Histogram, Key, MetricsSnapshot
+from weir.metrics.templates import HISTOGRAM_NAMES, QUERY_NAMES, SPLIT_NAMES, QueryTemplates
 
-Key = tuple[str, str]  # (namespace, InferenceDeployment name)
-Histogram = tuple[tuple[float, float], ...]  # cumulative (le, per second), le ascending
-
-
-@dataclass(frozen=True)
-class DeploymentMetrics:
-    """One deployment's window: rates per second unless the name says otherwise."""
-
-    requests_per_s: float | None = 0.0
-    hosted_requests_per_s: float | None = 0.0
-    output_tokens_per_s: float | None = 0.0
-    useful_tokens_per_s: float | None = 0.0
-    input_tokens_per_s: float | None = 0.0
-    cached_input_tokens_per_s: float | None = 0.0
-    hosted_dollars_per_s: float | None = 0.0
-    gpu_dollars_per_hour: float | None = 0.0
-    engine_running: float | None = 0.0
-    engine_waiting: float | None = 0.0
-    prefill_histogram: Histogram = ()
-    notes: tuple[str, ...] = ()
-
-    @property
-    def dollars_per_hour(self) -> float | None:
-        if self.gpu_dollars_per_hour is None or self.hosted_dollars_per_s is None:
-            return None
-        return self.gpu_dollars_per_hour + self.hosted_dollars_per_s * 3600.0
-
-    @property
-    def dollars_per_million_useful_tokens(self) -> float | None:
-        """Live $ per million useful tokens; None when nothing useful was produced."""
-        spend = self.dollars_per_hour
-        useful = self.useful_tokens_per_s
-        if spend is None or useful is None or useful <= 0:
-            return None
-        return spend / 3600.0 / useful * 1e6
-
-    @property
-    def useful_token_fraction(self) -> float | None:
-        if not self.output_tokens_per_s or self.useful_tokens_per_s is None:
-            return None
-        return min(1.0, self.useful_tokens_per_s / self.output_tokens_per_s)
-
-    @property
-    def hosted_share(self) -> float | None:
-        if not self.requests_per_s or self.hosted_requests_per_s is None:
-            return None
-        return min(1.0, self.hosted_requests_per_s / self.requests_per_s)
-
-
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    """Everything one cycle read, when it read it, and whether it can be trusted."""
-
-    taken_at_s: float
-    window_s: float
-    healthy: bool
-    error: str | None = None
-    deployments: Mapping[Key, DeploymentMetrics] = field(default_factory=dict)
-    queries: int = 0
-
-    def for_deployment(self, namespace: str, name: str) -> DeploymentMetrics:
-        """Its metrics; a deployment with no series had no traffic in the window."""
-        return self.deployments.get((namespace, name), DeploymentMetrics())
-
-    def age_s(self, now_s: float) -> float:
-        return max(0.0, now_s - self.taken_at_s)
-
-
-class MetricsSource(Protocol):
-    """Where the control loop gets its snapshot (Prometheus; a fake in unit tests)."""
-
-    def collect(self, now_s: float) -> MetricsSnapshot: ...
+__all__ = ["DeploymentMetrics", "MetricsSnapshot", "PrometheusSource"]
 
 
 def parse_vector(
@@ -158,6 +86,47 @@ def parse_histogram(
     return {key: tuple(sorted(b.items())) for key, b in buckets.items()}, notes
 
 
+def parse_split(
+    result: list[dict[str, Any]], ns_label: str, name_label: str, split_label: str
+) -> tuple[dict[Key, dict[str, float]], list[str]]:
+    """`sum by (..., label)` answer -> value per label value per deployment.
+
+    A non-finite value drops that deployment's whole split (its parts must add up).
+    """
+    parts: dict[Key, dict[str, float]] = {}
+    broken: set[Key] = set()
+    for series in result:
+        labels = series.get("metric", {})
+        key = (labels.get(ns_label, ""), labels.get(name_label, ""))
+        if not key[0] or not key[1]:
+            continue
+        try:
+            value = float(series["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            broken.add(key)
+            continue
+        per_key = parts.setdefault(key, {})
+        part = str(labels.get(split_label, ""))
+        per_key[part] = per_key.get(part, 0.0) + value
+    notes = [
+        f"{k[0]}/{k[1]}: {split_label} split with an unreadable value, dropped" for k in broken
+    ]
+    for key in broken:
+        parts.pop(key, None)
+    return parts, notes
+
+
+def _local_tokens(split: dict[str, float] | None) -> dict[str, float | None]:
+    if split is None:
+        return {"local_output_tokens": None, "local_useful_tokens": None}
+    return {
+        "local_output_tokens": sum(split.values()),
+        "local_useful_tokens": split.get("useful", 0.0),
+    }
+
+
 class PrometheusSource:
     """Reads the query set from Prometheus through prometheus-api-client."""
 
@@ -177,6 +146,7 @@ class PrometheusSource:
         queries = self.templates.rendered(self.window_s)
         by_field: dict[str, dict[Key, float | None]] = {}
         histograms: dict[str, dict[Key, Histogram]] = {}
+        splits: dict[str, dict[Key, dict[str, float]]] = {}
         notes: dict[Key, list[str]] = {}
         for name, query in queries.items():
             try:
@@ -187,11 +157,13 @@ class PrometheusSource:
                     self.window_s,
                     healthy=False,
                     error=f"query {name} failed: {type(exc).__name__}: {str(exc)[:200]}",
-                    queries=len(by_field) + len(histograms) + 1,
+                    queries=len(by_field) + len(histograms) + len(splits) + 1,
                 )
             labels = (self.templates.namespace_label, self.templates.deployment_label)
             if name in HISTOGRAM_NAMES:
                 histograms[name], odd = parse_histogram(result, *labels)
+            elif name in SPLIT_NAMES:
+                splits[name], odd = parse_split(result, *labels, SPLIT_NAMES[name])
             else:
                 by_field[name], odd = parse_vector(result, *labels)
             for note in odd:
@@ -201,6 +173,7 @@ class PrometheusSource:
         deployments = {
             key: DeploymentMetrics(
                 **{f: by_field.get(f, {}).get(key, 0.0) for f in QUERY_NAMES},
+                **_local_tokens(splits.get("local_tokens", {}).get(key, {})),
                 prefill_histogram=histograms.get("prefill_histogram", {}).get(key, ()),
                 notes=tuple(notes.get(key, ())),
             )

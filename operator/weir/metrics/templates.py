@@ -13,6 +13,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from weir.metrics.snapshot import ATTAINMENT_WINDOW_S
+
 
 def _tokens(selector: str) -> str:
     """Rate of the router's token counter for one selector, by deployment."""
@@ -29,12 +31,15 @@ QUERY_NAMES = (
     "cached_input_tokens_per_s",
     "hosted_dollars_per_s",
     "gpu_dollars_per_hour",
-    "engine_running",
-    "engine_waiting",
 )
 
 # Histogram queries: answered by deployment and `le`, read as cumulative rates per bucket.
 HISTOGRAM_NAMES = ("prefill_histogram",)
+
+# Split queries: answered by deployment and one more label, read as a value per label value.
+# local_tokens: the local replicas' output tokens over the attainment window by usefulness
+# (useful | wasted), one query for both halves of the attainment feedback's fraction.
+SPLIT_NAMES = {"local_tokens": "usefulness"}
 
 
 class QueryTemplates(BaseSettings):
@@ -78,13 +83,12 @@ class QueryTemplates(BaseSettings):
         default="sum by ({by}) (avg_over_time(weir_gpu_spend_dollars_per_hour[{window}]))",
         description="GPU spend rate of every replica over the window (the operator exports it).",
     )
-    engine_running: str = Field(
-        default="sum by ({by}) (trtllm_num_requests_running)",
-        description="Requests running in the engines now.",
-    )
-    engine_waiting: str = Field(
-        default="sum by ({by}) (trtllm_num_requests_waiting)",
-        description="Requests waiting in the engines' queues now.",
+    local_tokens: str = Field(
+        default=(
+            "sum by ({by}, usefulness) (increase(weir_router_tokens_total"
+            '{{backend="local",kind="output"}}[{attainment_window}]))'
+        ),
+        description="Local replicas' output tokens over the attainment window, by usefulness.",
     )
 
     prefill_histogram: str = Field(
@@ -98,5 +102,11 @@ class QueryTemplates(BaseSettings):
     def rendered(self, window_s: float) -> dict[str, str]:
         """Every query of the set, with the window and grouping filled in."""
         window = f"{max(1, round(window_s))}s"
-        names = (*QUERY_NAMES, *HISTOGRAM_NAMES)
-        return {n: str(getattr(self, n)).format(by=self.by(), window=window) for n in names}
+        attainment = f"{round(ATTAINMENT_WINDOW_S)}s"
+        names = (*QUERY_NAMES, *HISTOGRAM_NAMES, *SPLIT_NAMES)
+        return {
+            n: str(getattr(self, n)).format(
+                by=self.by(), window=window, attainment_window=attainment
+            )
+            for n in names
+        }

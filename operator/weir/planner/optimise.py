@@ -56,7 +56,14 @@ def plan(
         raise PlanningError("snapshot.observed_at_s is later than now")
     age = now - snapshot.observed_at_s
     if not snapshot.healthy or age > control.stale_after_seconds:
-        why = "metrics unhealthy" if not snapshot.healthy else f"metrics {age:.0f} s old"
+        if snapshot.healthy:
+            why = f"metrics {age:.0f} s old"
+        else:
+            why = (
+                f"metrics unhealthy ({snapshot.problem})"
+                if snapshot.problem
+                else "metrics unhealthy"
+            )
         return _hold(spec, profiles, state, now, snapshot, why)
     if snapshot.arrival_rate_rps > 0 and not snapshot.mix:
         raise PlanningError("snapshot.mix is empty while requests arrived")

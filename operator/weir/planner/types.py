@@ -76,6 +76,8 @@ class Snapshot:
     `local_useful_fraction` is the useful share of the tokens the replicas
     (not the hosted endpoint) generated over the router's attainment window,
     with `local_output_tokens` the tokens it is measured on; None when unknown.
+    An unhealthy snapshot still carries the replicas (so the planner can hold
+    the fleet it sees) and says in `problem` why its demand cannot be trusted.
     """
 
     observed_at_s: float
@@ -88,6 +90,7 @@ class Snapshot:
     healthy: bool = True
     local_useful_fraction: float | None = None
     local_output_tokens: float = 0.0
+    problem: str = ""
 
     def __post_init__(self) -> None:
         for name in ("observed_at_s", "window_s", "arrival_rate_rps", "output_tokens_per_s"):

@@ -1,10 +1,13 @@
 """The simulated Prometheus: windowed, delayed demand as the router exports it.
 
 The planner must be tested on what it would really see, not on the truth:
-arrival counts, output tokens, the prompt-length histogram and the useful
-and late tokens the replicas produced are kept per second, and a snapshot
-sums the window that ends one scrape delay ago (five minutes for attainment,
-which needs more tokens than a rate does to be meaningful).
+arrival counts, prompt and output tokens, the prompt-length histogram and the
+useful and late tokens the replicas produced are kept per second; a cycle
+reads the window that ends one scrape delay ago (five minutes for attainment,
+which needs more tokens than a rate does to be meaningful) into the same
+metrics snapshot the operator's Prometheus source returns, and the planner's
+view is built from it by the operator's own function (`weir.metrics.observe`),
+so the prompt mix is estimated from the histogram exactly as in a cluster.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import bisect
 import math
 from collections.abc import Mapping
 
-from weir.planner.types import MIX_BOUNDS, MIX_TOP_BOUND, MixBucket, PoolObservation, Snapshot
+from weir.metrics.observe import observe
+from weir.metrics.snapshot import ATTAINMENT_WINDOW_S, DeploymentMetrics, MetricsSnapshot
+from weir.planner.types import MIX_BOUNDS, PoolObservation, Snapshot
 
-ATTAINMENT_WINDOW_S = 300.0
+SIMULATED = ("sim", "deployment")  # the one deployment a run simulates, as a metrics key
 
 
 class Telemetry:
@@ -56,48 +61,59 @@ class Telemetry:
         slot[0] += output_tokens if useful else 0
         slot[1] += output_tokens
 
-    def _local_attainment(self, end: float) -> tuple[float | None, float]:
+    def _local_tokens(self, end: float) -> tuple[float, float]:
+        """(useful, all) tokens the replicas generated over the attainment window."""
         lo = max(0, math.ceil(end - ATTAINMENT_WINDOW_S - self.origin))
         hi = max(0, min(len(self.local), math.ceil(end - self.origin)))
         useful = sum(self.local[i][0] for i in range(lo, hi))
         total = sum(self.local[i][1] for i in range(lo, hi))
-        return (useful / total if total > 0 else None), total
+        return useful, total
 
-    def snapshot(self, now: float, pools: Mapping[str, PoolObservation]) -> Snapshot:
-        """What a PromQL range query over the window ending `delay` ago returns."""
+    def metrics(self, now: float) -> MetricsSnapshot:
+        """What the operator's query set over the window ending `delay` ago returns.
+
+        Counters become rates over the window, the prompt lengths a cumulative
+        histogram on the router's bucket bounds, the local replicas' tokens an
+        increase over the attainment window: the same quantities, in the same
+        shape, that `weir.metrics.source` reads from Prometheus.
+        """
         end = now - self.delay_s
         start = end - self.window_s
         lo = max(0, math.ceil(start - self.origin))
         hi = max(0, min(len(self.seconds), math.ceil(end - self.origin)))
-        sums: dict[int, list[float]] = {}
+        counts = [0] * len(MIX_BOUNDS)
         requests = 0
-        output = 0.0
-        hosted_in = hosted_cached = 0.0
+        output = uncached = cached = 0.0
         for index in range(lo, hi):
             for bucket, inp, pre, out in self.seconds[index]:
-                row = sums.setdefault(bucket, [0.0, 0.0, 0.0, 0.0])
-                row[0] += 1
-                row[1] += inp
-                row[2] += pre
-                row[3] += out
+                counts[bucket] += 1
                 requests += 1
                 output += out
-            hosted_in += self.hosted[index][0]
-            hosted_cached += self.hosted[index][1]
-        mix = tuple(
-            MixBucket(min(MIX_BOUNDS[b], MIX_TOP_BOUND), row[0], row[1], row[2], row[3])
-            for b, row in sorted(sums.items())
-        )
+                uncached += pre
+                cached += inp - pre
         span = max(1.0, min(self.window_s, end - self.origin))
-        local_useful, local_tokens = self._local_attainment(end)
-        return Snapshot(
-            observed_at_s=max(0.0, end),
-            window_s=span,
-            arrival_rate_rps=requests / span,
+        histogram, seen = [], 0
+        for bound, count in zip(MIX_BOUNDS, counts, strict=True):
+            seen += count
+            histogram.append((bound, seen / span))
+        local_useful, local_tokens = self._local_tokens(end)
+        deployment = DeploymentMetrics(
+            requests_per_s=requests / span,
             output_tokens_per_s=output / span,
-            mix=mix,
-            pools=dict(pools),
-            hosted_cached_fraction=hosted_cached / hosted_in if hosted_in > 0 else 0.0,
-            local_useful_fraction=local_useful,
+            input_tokens_per_s=uncached / span,
+            cached_input_tokens_per_s=cached / span,
             local_output_tokens=local_tokens,
+            local_useful_tokens=local_useful,
+            prefill_histogram=tuple(histogram) if requests else (),
         )
+        return MetricsSnapshot(
+            taken_at_s=max(0.0, end),
+            window_s=span,
+            healthy=True,
+            deployments={SIMULATED: deployment},
+        )
+
+    def snapshot(self, now: float, pools: Mapping[str, PoolObservation]) -> Snapshot:
+        """The planner's view, through the operator's own observation path."""
+        metrics = self.metrics(now)
+        return observe(metrics, metrics.for_deployment(*SIMULATED), pools)

@@ -1,0 +1,312 @@
+"""`weir demo --out DIR`: the whole story on the local cluster, end to end.
+
+Cluster up (real control plane, GPU pools, pod network, pod supervisor),
+weir's CRDs, the operator as a process beside the cluster, a hosted API
+stand-in on the host end of the pods' veth, and the example
+InferenceDeployment (`examples/llama-3.3-70b.yaml`) applied with times
+compressed (cold start and control period of seconds, so the demo fits in
+minutes). Then a real production trace is replayed through the router pod,
+with a launch spike (x5 within 30 s), while the terminal shows what weir
+reports live. At the end: a table, plots and DIR/summary.json, with $ per
+useful token from Prometheus' raw counters, and the same schedule priced by
+the simulator all hosted and with a static fleet sized for the peak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from weir.api.deployment import InferenceDeploymentSpec
+from weir.api.hosted import HostedEndpointSpec
+from weir.api.pool import CapacityPoolSpec
+from weir.api.profile import load_profiles
+from weir.sim.traces import load_trace
+from weir_lab.closedloop import figures, report
+from weir_lab.closedloop.harness import (
+    HOSTED_KEY,
+    METRICS_WINDOW_S,
+    Loop,
+    Shape,
+    free_port,
+    install_crds,
+    operator_env,
+    write_operator_target,
+)
+from weir_lab.closedloop.hosted import HostedStandIn
+from weir_lab.closedloop.progress import Sampler, table
+from weir_lab.closedloop.schedule import Shaping, Spike, warp
+from weir_lab.closedloop.traffic import replay
+from weir_lab.cluster import controlplane, kube, processes
+from weir_lab.cluster.errors import ClusterError
+from weir_lab.cluster.settings import ClusterSettings
+from weir_lab.cluster.toolchain import ensure
+from weir_lab.cluster.wait import WaitTimeoutError, wait_for
+
+_console = Console()
+OPERATOR = "weir-operator"
+_TIMES = Shape()  # the scenarios' compressed times (example: 300 s cold start, 15 s period)
+
+
+def _kubectl(settings: ClusterSettings, *args: str) -> str:
+    tools = ensure(settings.e2e_dir, build=False)
+    done = subprocess.run(
+        [str(tools.kubectl), f"--kubeconfig={settings.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _start_operator(settings: ClusterSettings) -> None:
+    """The operator as a process of the local cluster (`weir cluster down` stops it), with
+    its /metrics scraped: the GPU side of $ per useful token is its gauge."""
+    target = settings.prometheus_targets_dir / "operator.json"
+    if any(m.name == OPERATOR for m in processes.recorded(settings.state_dir)) and target.exists():
+        return
+    processes.stop_one(settings.state_dir, OPERATOR)
+    port = free_port()
+    env = operator_env(settings, port)
+    processes.start(
+        OPERATOR,
+        [
+            sys.executable,
+            "-m",
+            "weir",
+            "operator",
+            "run",
+            "--standalone",
+            f"--kubeconfig={settings.kubeconfig.resolve()}",
+        ],
+        settings.state_dir,
+        env={**os.environ, **env},
+    )
+    write_operator_target(settings, target.stem, port)
+
+
+def compressed(example: Path, hosted_url: str) -> list[dict[str, Any]]:
+    """The example's documents with demo times, the stand-in's URL and its key."""
+    docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
+    for doc in docs:
+        spec = doc.get("spec", {})
+        if doc["kind"] == "CapacityPool":
+            spec["coldStartSeconds"] = _TIMES.cold_start_s
+        elif doc["kind"] == "HostedEndpoint":
+            spec["baseUrl"] = f"{hosted_url}/v1"
+        elif doc["kind"] == "Secret":
+            doc["stringData"] = {k: HOSTED_KEY for k in doc.get("stringData", {"api-key": ""})}
+        elif doc["kind"] == "InferenceDeployment":
+            spec["control"] = {
+                **spec.get("control", {}),
+                "periodSeconds": _TIMES.period_s,
+                "staleAfterSeconds": max(15.0, 4 * _TIMES.period_s),
+            }
+    return docs
+
+
+def _hosted_model(example: Path) -> str:
+    """The model the example's HostedEndpoint asks for, which the stand-in then serves."""
+    docs = yaml.safe_load_all(example.read_text())
+    doc = next(d for d in docs if d and d["kind"] == "HostedEndpoint")
+    return HostedEndpointSpec.model_validate(doc["spec"]).model
+
+
+def _say(line: str) -> None:
+    _console.print(line, highlight=False)
+
+
+def _default_trace(settings: ClusterSettings) -> Path:
+    return (
+        settings.e2e_dir.parent.parent
+        / "shared"
+        / "data"
+        / "traces"
+        / ("AzureLLMInferenceTrace_conv.csv")
+    )
+
+
+def _baselines(
+    docs: list[dict[str, Any]], schedule: list[Any], settings: ClusterSettings, window_s: float
+) -> dict[str, dict[str, float]]:
+    from weir.planner.profiles import match_profiles
+
+    pools = {
+        d["metadata"]["name"]: CapacityPoolSpec.model_validate(d["spec"])
+        for d in docs
+        if d["kind"] == "CapacityPool"
+    }
+    hosted = next(
+        HostedEndpointSpec.model_validate(d["spec"]) for d in docs if d["kind"] == "HostedEndpoint"
+    )
+    deployment = next(
+        InferenceDeploymentSpec.model_validate(d["spec"])
+        for d in docs
+        if d["kind"] == "InferenceDeployment"
+    )
+    directory = settings.e2e_dir.parent / "engines" / "profiles"
+    available = load_profiles(directory)
+    matched = match_profiles(deployment, pools, available)
+    first = next(iter(matched.values()))
+    stem = next(k for k, v in available.items() if v is first)
+    scenario = report.scenario_of(
+        pools, hosted, deployment, stem, settings.scrape_interval_s, window_s
+    )
+    profiles = {name: first for name in pools}
+    return report.baselines(schedule, scenario, profiles)
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="Folder for summary.json and the plots.",
+)
+@click.option(
+    "--example",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Example to apply (default: examples/llama-3.3-70b.yaml).",
+)
+@click.option(
+    "--trace",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Request trace (default: the shared Azure conversation trace).",
+)
+@click.option("--base-rps", default=3.0, show_default=True, help="Rate before the spike.")
+@click.option("--duration", default=240.0, show_default=True, help="Seconds of traffic.")
+@click.option("--spike-at", default=40.0, show_default=True, help="Spike start, seconds in.")
+def demo(
+    out: Path,
+    example: Path | None,
+    trace: Path | None,
+    base_rps: float,
+    duration: float,
+    spike_at: float,
+) -> None:
+    """Cluster, operator, example deployment, traffic with a launch spike, summary."""
+    settings = ClusterSettings()
+    example = example or settings.e2e_dir.parent / "examples" / "llama-3.3-70b.yaml"
+    trace = trace or _default_trace(settings)
+    started = time.monotonic()
+    try:
+        _run(settings, out, example, trace, base_rps, duration, spike_at)
+    except (ClusterError, WaitTimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _console.print(f"demo done in {time.monotonic() - started:.0f} s; results in {out}")
+    _console.print("Stop everything with `make cluster-down` (or `weir cluster down`).")
+
+
+def _run(
+    settings: ClusterSettings,
+    out: Path,
+    example: Path,
+    trace: Path,
+    base_rps: float,
+    duration: float,
+    spike_at: float,
+) -> None:
+    controlplane.up(settings, _say)
+    with kube.api_client(settings) as api:
+        install_crds(api)
+        _start_operator(settings)
+        _say(f"operator running (logs: {settings.state_dir / 'logs' / (OPERATOR + '.log')})")
+        with HostedStandIn(
+            settings.host_address, model=_hosted_model(example), api_key=HOSTED_KEY
+        ) as hosted:
+            _say(f"hosted API stand-in at {hosted.url} (0.4 s TTFT, 20 ms ITL, list prices)")
+            docs = compressed(example, hosted.url)
+            out.mkdir(parents=True, exist_ok=True)
+            applied = out / "applied.yaml"
+            applied.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+            _say(_kubectl(settings, "apply", "-f", str(applied)).strip())
+            idep = next(d for d in docs if d["kind"] == "InferenceDeployment")
+            loop = Loop(
+                settings,
+                api,
+                idep["metadata"].get("namespace", "default"),
+                idep["metadata"]["name"],
+            )
+            url = loop.wait_router(180)
+            wait_for(lambda: loop.ready_engines() >= 1, "the first engine replica", 120)
+            _say(f"router pod at {url}; traffic starts")
+            schedule = warp(load_trace(trace), Shaping(base_rps, duration, Spike(spike_at)))
+            _traffic(settings, out, loop, url, schedule, docs, trace)
+
+
+def _traffic(
+    settings: ClusterSettings,
+    out: Path,
+    loop: Loop,
+    url: str,
+    schedule: list[Any],
+    docs: list[dict[str, Any]],
+    trace: Path,
+) -> None:
+    model = next(d for d in docs if d["kind"] == "InferenceDeployment")["spec"]
+    sampler = Sampler(loop, time.monotonic()).start()
+    with Live(console=_console, refresh_per_second=2) as live:
+        result = asyncio.run(
+            replay(
+                url,
+                schedule,
+                model=model["model"]["name"],
+                on_tick=lambda now, r: live.update(table(now, r, sampler, schedule[-1].arrival_s)),
+            )
+        )
+    sampler.stop()
+    end_wall = loop.wait_scraped(time.time())  # counters as of after the last token
+    measured = figures.measure(
+        loop.prom, loop.namespace, loop.name, result.started_unix_s, end_wall
+    )
+    _console.print("pricing the same schedule in the simulator (all hosted, static for the peak)")
+    simulated = _baselines(docs, schedule, settings, METRICS_WINDOW_S)
+    target = float(model["slo"].get("usefulTokenTarget", 0.99))
+    data = report.summary(measured, result, sampler, simulated, target)
+    data["trace"] = trace.name
+    path = report.write(out, data)
+    report.plots(out, result, sampler.samples, float(model["slo"]["ttftSeconds"]))
+    _show(data)
+    _console.print(f"summary: {path}")
+    click.echo(_kubectl(settings, "get", "inferencedeployments", "-o", "wide"))
+
+
+def _show(data: dict[str, Any]) -> None:
+    grid = Table(title="$ per useful token: weir on the cluster vs the same traffic simulated")
+    for column in ("policy", "$/M useful tokens", "useful fraction", "hosted share"):
+        grid.add_column(column)
+    grid.add_row(
+        "weir (measured)",
+        f"{data['dollars_per_million_useful_tokens']:.3f}",
+        f"{data['useful_token_fraction']:.4f}",
+        f"{data['hosted_share']:.1%}",
+    )
+    for name, row in data["baselines"].items():
+        grid.add_row(
+            f"{name} (simulated)",
+            f"{row['dollars_per_million_useful_tokens']:.3f}",
+            f"{row['useful_token_fraction']:.4f}",
+            f"{row['hosted_request_share']:.1%}",
+        )
+    _console.print(grid)
+    spend = ", ".join(f"{k} ${v:.3f}" for k, v in data["spend_dollars"].items())
+    _console.print(
+        f"failed requests {data['failed_requests']} of {data['requests']}; "
+        f"max spill reaction {data['max_spill_reaction_s']:.2f} s; spend {spend}"
+    )
