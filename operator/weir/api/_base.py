@@ -30,6 +30,18 @@ class Resource(BaseModel):
     )
 
 
+class Spec(Resource):
+    """Base of what users `kubectl apply`: validated as strictly as the API server does.
+
+    Strict (no "5" for 5, no true for 1) and finite (no NaN, no infinity), so a
+    spec pydantic accepts is one the API server accepts, and the other way
+    round. Arrays stay lax (`Field(strict=False)` on tuple fields): YAML and
+    JSON give lists, the models hold tuples.
+    """
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
 def describe_validation_error(what: str, exc: ValidationError) -> str:
     """One line per problem, each naming the field by its dotted wire path."""
     lines = [f"{what} is invalid:"]

@@ -8,12 +8,16 @@ model's JSON Schema into a Kubernetes *structural* schema (no `$ref`, no
 `additionalProperties: false` beside `properties`) and wraps it in a CRD.
 
 Cross-field rules that pydantic checks in validators are repeated as CEL
-rules (`x-kubernetes-validations`) through `json_schema_extra` on the models,
-so the API server refuses them too, naming the field.
+rules (`x-kubernetes-validations`) through the definitions' `SchemaPatch`es,
+so the API server refuses them too, naming the field. Two rules are CEL by
+construction: map keys (structural schemas have no `propertyNames` or
+`patternProperties`, so a constrained key type becomes `self.all(k, ...)`)
+and the object's name (`metadata.name` is only reachable from the root).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +28,7 @@ VERSION = "v1alpha1"
 
 # Formats the API server understands; others (e.g. pydantic's "uri") are dropped.
 _K8S_FORMATS = {"int32", "int64", "float", "double", "byte", "date", "date-time", "password"}
-_DROPPED_KEYS = {"title", "$defs", "discriminator", "examples"}
+_DROPPED_KEYS = {"title", "$defs", "discriminator", "examples", "propertyNames"}
 
 Schema = dict[str, Any]
 
@@ -59,6 +63,50 @@ class SchemaPatch:
 
 
 @dataclass(frozen=True)
+class NameRule:
+    """What `metadata.name` must be, because weir derives child names and labels from it."""
+
+    pattern: str
+    max_length: int
+    why: str
+
+    def problem(self, name: object) -> str | None:
+        """None when `name` is fine, else the message (the same as the API server's)."""
+        if (
+            isinstance(name, str)
+            and len(name) <= self.max_length
+            and _fullmatch(self.pattern, name)
+        ):
+            return None
+        return self.message
+
+    @property
+    def message(self) -> str:
+        return (
+            f"metadata.name must match {self.pattern} and be at most {self.max_length} "
+            f"characters ({self.why})"
+        )
+
+    def cel(self) -> Schema:
+        rule = (
+            f"self.metadata.name.size() <= {self.max_length}"
+            f" && self.metadata.name.matches({_cel_string(self.pattern)})"
+        )
+        return {"rule": rule, "message": self.message}
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
+
+
+def _cel_string(text: str) -> str:
+    """A CEL single-quoted literal; the shared patterns avoid quotes and backslashes."""
+    if "'" in text or "\\" in text:
+        raise ValueError(f"pattern {text!r} cannot be a plain CEL literal")
+    return f"'{text}'"
+
+
+@dataclass(frozen=True)
 class CrdDefinition:
     """What a CRD needs beyond the schemas: names, scope and presentation."""
 
@@ -73,6 +121,7 @@ class CrdDefinition:
     categories: tuple[str, ...] = ("weir",)
     description: str = ""
     patches: tuple[SchemaPatch, ...] = ()
+    name_rule: NameRule | None = None
 
     @property
     def name(self) -> str:
@@ -118,13 +167,46 @@ def _bounds(schema: Schema) -> Schema:
     return out
 
 
+def _map_keys(schema: Schema) -> Schema:
+    """A map with constrained keys: the value schema moves to additionalProperties and
+    the key's pattern and length become one CEL rule (structural schemas have neither
+    patternProperties nor propertyNames)."""
+    patterns = schema.get("patternProperties")
+    names = schema.get("propertyNames")
+    if not patterns and not names:
+        return schema
+    out = {k: v for k, v in schema.items() if k not in ("patternProperties", "propertyNames")}
+    checks: list[str] = []
+    if patterns:
+        if len(patterns) != 1:
+            raise ValueError(f"cannot express several key patterns {list(patterns)}")
+        ((pattern, value),) = patterns.items()
+        out["additionalProperties"] = value
+        checks.append(f"k.matches({_cel_string(pattern)})")
+    names = names or {}
+    if "maxLength" in names:
+        checks.insert(0, f"size(k) <= {names['maxLength']}")
+    if "minLength" in names:
+        checks.insert(0, f"size(k) >= {names['minLength']}")
+    if "maxProperties" not in out:
+        raise ValueError("a map with constrained keys needs max_length (CEL cost bound)")
+    rule = f"self.all(k, {' && '.join(checks)})"
+    message = (
+        "every key must "
+        + (f"match {next(iter(patterns))} and " if patterns else "")
+        + f"be {names.get('minLength', 0)} to {names.get('maxLength', 'any')} characters"
+    )
+    out["x-kubernetes-validations"] = [{"rule": rule, "message": message}]
+    return out
+
+
 def structural(node: Any) -> Any:
     """Rewrite a resolved pydantic JSON Schema into a Kubernetes structural schema."""
     if isinstance(node, list):
         return [structural(item) for item in node]
     if not isinstance(node, dict):
         return node
-    schema = _bounds(_nullable(node))
+    schema = _bounds(_map_keys(_nullable(node)))
     out: Schema = {}
     for key, value in schema.items():
         if key in _DROPPED_KEYS:
@@ -166,8 +248,11 @@ def _patched(schema: Schema, patches: tuple[SchemaPatch, ...]) -> Schema:
         node.update(patch.extra)
         if patch.rules:
             node["x-kubernetes-validations"] = [
-                {"rule": rule, "message": message, **({"fieldPath": path} if path else {})}
-                for rule, message, path in patch.rules
+                *node.get("x-kubernetes-validations", ()),
+                *(
+                    {"rule": rule, "message": message, **({"fieldPath": path} if path else {})}
+                    for rule, message, path in patch.rules
+                ),
             ]
     return schema
 
@@ -192,6 +277,8 @@ def crd_manifest(definition: CrdDefinition) -> Schema:
             "status": status_schema,
         },
     }
+    if definition.name_rule is not None:
+        root["x-kubernetes-validations"] = [definition.name_rule.cel()]
     subresources: Schema = {"status": {}}
     if definition.scale:
         scale: Schema = {

@@ -11,27 +11,36 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from weir.api._base import Resource
+from weir.api._base import Spec
+from weir.api._types import MAX_DOLLARS_PER_HOUR, DnsLabel, ImageRef, ModelRef
 from weir.api.slo import SLO, CostTargets
 
+# What TensorRT-LLM serves (weir.engines.launch.Precision says the same; a test checks).
+Precision = Literal["bf16", "fp16", "fp8", "nvfp4", "int4_awq"]
+MAX_POOLS = 16
 
-class ModelSpec(Resource):
+
+class ModelSpec(Spec):
     """The model and the engine that serves it."""
 
-    name: str = Field(min_length=1, description="Model reference, e.g. meta-llama/Llama-3.3-70B.")
-    precision: str = Field(default="fp8", min_length=1, description="Weights precision.")
-    tensor_parallel: int = Field(default=1, ge=1, le=64, description="GPUs per replica (TP).")
-    engine_image: str = Field(
+    name: ModelRef = Field(
+        description="Model reference: a Hugging Face id (meta-llama/Llama-3.3-70B) or an "
+        "absolute path on a mounted volume."
+    )
+    precision: Precision = Field(default="fp8", description="Weights precision.")
+    tensor_parallel: int = Field(
+        default=1, ge=1, le=8, description="GPUs per replica (TP; one node, at most 8)."
+    )
+    engine_image: ImageRef = Field(
         default="nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
-        min_length=1,
-        description="Engine container image (TensorRT-LLM by default).",
+        description="Engine container image with a pinned tag or digest (TensorRT-LLM).",
     )
 
 
-class PoolBinding(Resource):
+class PoolBinding(Spec):
     """A capacity pool this deployment may use, and how many replicas there."""
 
-    pool: str = Field(min_length=1, description="Name of a CapacityPool.")
+    pool: DnsLabel = Field(description="Name of a CapacityPool.")
     min_replicas: int = Field(default=0, ge=0, le=10000, description="Fewest replicas, count.")
     max_replicas: int = Field(ge=0, le=10000, description="Most replicas, count.")
 
@@ -44,19 +53,19 @@ class PoolBinding(Resource):
         return self
 
 
-class HostedBurst(Resource):
+class HostedBurst(Spec):
     """How much of the traffic and the budget may go to the hosted endpoint."""
 
-    endpoint: str = Field(min_length=1, description="Name of a HostedEndpoint.")
+    endpoint: DnsLabel = Field(description="Name of a HostedEndpoint.")
     max_share: float = Field(
         default=1.0, ge=0, le=1, description="Largest fraction of requests sent hosted, 0..1."
     )
     max_dollars_per_hour: float = Field(
-        gt=0, description="Hard cap on hosted spend, US dollars per hour."
+        gt=0, le=MAX_DOLLARS_PER_HOUR, description="Hard cap on hosted spend, US dollars per hour."
     )
 
 
-class ControlSettings(Resource):
+class ControlSettings(Spec):
     """How often and how boldly the planner acts."""
 
     period_seconds: float = Field(default=15.0, ge=1, le=3600, description="Control period, s.")
@@ -111,13 +120,15 @@ class ControlSettings(Resource):
         return self
 
 
-class InferenceDeploymentSpec(Resource):
+class InferenceDeploymentSpec(Spec):
     """Spec of an InferenceDeployment (namespaced)."""
 
     model: ModelSpec = Field(description="Model and engine.")
     slo: SLO = Field(description="Latency targets and useful-token attainment target.")
     cost: CostTargets = Field(description="Budget and goal.")
-    pools: tuple[PoolBinding, ...] = Field(min_length=1, description="Pools it may use.")
+    pools: tuple[PoolBinding, ...] = Field(
+        min_length=1, max_length=MAX_POOLS, strict=False, description="Pools it may use."
+    )
     hosted: HostedBurst | None = Field(default=None, description="Hosted burst, if any.")
     control: ControlSettings = Field(default_factory=ControlSettings, description="Control.")
     replicas: int | None = Field(
@@ -139,4 +150,10 @@ class InferenceDeploymentSpec(Resource):
             and self.hosted.max_dollars_per_hour > self.cost.budget_dollars_per_hour
         ):
             raise ValueError("hosted.maxDollarsPerHour: must be <= cost.budgetDollarsPerHour")
+        hosted_serves = self.hosted is not None and self.hosted.max_share > 0
+        if not hosted_serves and all(b.max_replicas == 0 for b in self.pools):
+            raise ValueError(
+                "pools: every pool has maxReplicas 0 and no hosted endpoint may take traffic "
+                "(hosted absent or maxShare 0): nothing could serve a request"
+            )
         return self

@@ -7,12 +7,15 @@ whether spilled tokens will still be useful.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from urllib.parse import urlsplit
 
-from weir.api._base import Resource
+from pydantic import Field, field_validator, model_validator
+
+from weir.api._base import Spec
+from weir.api._types import DnsSubdomain, HostedModelName, SecretDataKey
 
 
-class HostedLatency(Resource):
+class HostedLatency(Spec):
     """How fast the hosted endpoint answers, as observed or published."""
 
     ttft_p50_seconds: float = Field(gt=0, le=600, description="Median time to first token, s.")
@@ -26,20 +29,25 @@ class HostedLatency(Resource):
         return self
 
 
-class SecretKeyRef(Resource):
+class SecretKeyRef(Spec):
     """Where the API key lives: a key in a Secret of the endpoint's namespace."""
 
-    name: str = Field(min_length=1, description="Secret name.")
-    key: str = Field(default="api-key", min_length=1, description="Key inside the Secret.")
+    name: DnsSubdomain = Field(description="Secret name.")
+    key: SecretDataKey = Field(default="api-key", description="Key inside the Secret.")
 
 
-class HostedEndpointSpec(Resource):
+class HostedEndpointSpec(Spec):
     """An OpenAI-compatible endpoint weir may spill to (namespaced)."""
 
     base_url: str = Field(
-        default="https://api.example.invalid/v1", min_length=1, description="API base URL."
+        default="https://api.example.invalid/v1",
+        min_length=1,
+        max_length=2048,
+        description="API base URL, https:// (plain http:// only to a host the router is told "
+        "to allow: `weir router --allow-insecure-hosted HOST`); no credentials, query or "
+        "fragment.",
     )
-    model: str = Field(default="hosted-model", min_length=1, description="Model name to ask for.")
+    model: HostedModelName = Field(default="hosted-model", description="Model name to ask for.")
     secret_ref: SecretKeyRef | None = Field(default=None, description="Secret with the API key.")
     dollars_per_million_input_tokens: float = Field(
         ge=0, le=1000, description="Price of uncached prompt tokens, $ per million."
@@ -52,11 +60,39 @@ class HostedEndpointSpec(Resource):
     )
     latency: HostedLatency = Field(description="Latency profile of the endpoint.")
     requests_per_minute: int = Field(
-        gt=0, description="Rate limit, requests per minute; beyond it the endpoint answers 429."
+        gt=0,
+        le=1_000_000,
+        description="Rate limit, requests per minute; beyond it the endpoint answers 429.",
     )
     prompt_cache_seconds: float = Field(
         default=300.0, ge=0, le=86400, description="How long the provider keeps a prompt cache, s."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        """The API key is sent to this URL: it must be a plain, well-formed http(s) URL."""
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"baseUrl: not a URL: {exc}") from exc
+        if parts.scheme not in ("https", "http"):
+            raise ValueError("baseUrl: must start with https://")
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError("baseUrl: must name a host and contain no spaces")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("baseUrl: must not carry credentials (use secretRef)")
+        if parts.query or parts.fragment or "#" in value or "?" in value:
+            raise ValueError("baseUrl: must not have a query or fragment")
+        if port == 0:
+            raise ValueError("baseUrl: port 0 is not a port")
+        return value
+
+    def insecure_host(self) -> str | None:
+        """The host when `baseUrl` is plain http (the router must allow it), else None."""
+        parts = urlsplit(self.base_url)
+        return parts.hostname if parts.scheme == "http" else None
 
     @model_validator(mode="after")
     def _cached_not_dearer(self) -> HostedEndpointSpec:

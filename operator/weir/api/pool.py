@@ -10,28 +10,41 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from weir.api._base import Resource
+from weir.api._base import Spec
+from weir.api._types import LabelKey, LabelValue, ProductName
 
 CapacityType = Literal["on-demand", "spot"]
 
 HOURS_PER_MONTH = 730.0
 
 
-class Toleration(Resource):
+MAX_NODE_SELECTOR = 32
+MAX_TOLERATIONS = 32
+
+
+class Toleration(Spec):
     """A Kubernetes toleration, as written in a pod spec."""
 
-    key: str = Field(min_length=1, description="Taint key to tolerate.")
+    key: LabelKey = Field(description="Taint key to tolerate (a label key).")
     operator: Literal["Equal", "Exists"] = Field(default="Equal", description="Match operator.")
-    value: str | None = Field(default=None, description="Taint value (operator Equal).")
+    value: LabelValue = Field(
+        default="", description="Taint value (operator Equal; empty with Exists)."
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to tolerate; empty means all."
     )
 
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("value: must be empty when operator is Exists (it matches any value)")
+        return self
 
-class CapacityPoolSpec(Resource):
+
+class CapacityPoolSpec(Spec):
     """A GPU node pool weir may place replicas on (cluster-scoped)."""
 
-    gpu_type: str = Field(min_length=1, description="GPU product, e.g. H100-SXM-80GB.")
+    gpu_type: ProductName = Field(description="GPU product, e.g. H100-SXM-80GB.")
     gpus_per_replica: int = Field(ge=1, le=64, description="GPUs one replica uses.")
     dollars_per_gpu_hour: float = Field(
         gt=0, le=1000, description="Price of one GPU, US dollars per hour."
@@ -52,13 +65,18 @@ class CapacityPoolSpec(Resource):
         ge=0, le=7200, description="Time from scale-up to a ready replica, seconds."
     )
     max_gpus: int | None = Field(
-        default=None, ge=1, description="Pool-wide GPU limit; empty means unlimited."
+        default=None, ge=1, le=1_000_000, description="Pool-wide GPU limit; empty means unlimited."
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels that select the pool's nodes."
+    node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_NODE_SELECTOR,
+        description="Node labels that select the pool's nodes.",
     )
     tolerations: tuple[Toleration, ...] = Field(
-        default=(), description="Tolerations for the pool's taints."
+        default=(),
+        max_length=MAX_TOLERATIONS,
+        strict=False,
+        description="Tolerations for the pool's taints.",
     )
 
     @model_validator(mode="after")

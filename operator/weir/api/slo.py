@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from weir.api._base import Resource
+from weir.api._base import Spec
+from weir.api._types import MAX_DOLLARS_PER_HOUR
 
 
-class SLO(Resource):
+class SLO(Spec):
     """Latency targets per request, and how many generated tokens must meet them."""
 
     ttft_seconds: float = Field(
@@ -37,14 +38,17 @@ class SLO(Resource):
     )
 
 
-class CostTargets(Resource):
+class CostTargets(Spec):
     """Spend limits: a hard budget and an optional goal per useful token."""
 
     budget_dollars_per_hour: float = Field(
-        gt=0, description="Hard limit on GPU plus hosted spend, US dollars per hour."
+        gt=0,
+        le=MAX_DOLLARS_PER_HOUR,
+        description="Hard limit on GPU plus hosted spend, US dollars per hour.",
     )
     target_dollars_per_million_useful_tokens: float | None = Field(
         default=None,
         gt=0,
+        le=10_000,
         description="Goal for $ per million useful tokens; reported against, never enforced.",
     )
