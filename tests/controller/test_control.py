@@ -77,16 +77,16 @@ def test_more_demand_plans_more_capacity_within_bounds():
         for binding in spec.pools:
             assert binding.min_replicas <= decision.replicas[binding.pool] <= binding.max_replicas
     assert sum(high.replicas.values()) >= sum(low.replicas.values())
-    assert high.status["lastDecision"]["acted"] is True
-    assert high.status["lastDecision"]["alternatives"]
-    assert high.router_policy["maxHostedDollarsPerHour"] <= 20
+    assert high.status["last_decision"].acted is True
+    assert high.status["last_decision"].alternatives
+    assert high.router_policy.max_hosted_dollars_per_hour <= 20
 
 
 def test_recommend_mode_applies_nothing_but_says_what_it_would_do():
     decision = run(60.0, mode="recommend")
     assert decision.replicas == {pool: obs.total for pool, obs in OBSERVED.items()}
-    assert decision.status["plannedReplicas"] != decision.replicas
-    assert decision.status["lastDecision"]["acted"] is False
+    assert decision.status["planned_replicas"] != decision.replicas
+    assert decision.status["last_decision"].acted is False
 
 
 def test_unhealthy_metrics_hold_the_plan_and_say_so():
@@ -101,10 +101,10 @@ def test_unhealthy_metrics_hold_the_plan_and_say_so():
 
 def test_planner_state_survives_a_restart_through_status():
     first = run(30.0)
-    restored = decode_state(first.status["plannerState"])
+    restored = decode_state(first.status["planner_state"])
     assert restored is not None
     assert restored.samples == first.plan.state.samples
-    assert encode_state(restored) == first.status["plannerState"]
+    assert encode_state(restored) == first.status["planner_state"]
     assert decode_state("{not json") is None
 
 

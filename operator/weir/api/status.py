@@ -56,7 +56,7 @@ class Alternative(Resource):
     chosen: bool = Field(default=False, description="Whether this option was taken.")
 
 
-class Decision(Resource):
+class DecisionRecord(Resource):
     """The last plan: what, when, why."""
 
     time: str = Field(description="When it was decided, RFC 3339.")
@@ -126,5 +126,5 @@ class InferenceDeploymentStatus(Resource):
     spill_policy: SpillPolicyStatus | None = Field(
         default=None, description="What the router applies until the next plan."
     )
-    last_decision: Decision | None = Field(default=None, description="The last plan and why.")
+    last_decision: DecisionRecord | None = Field(default=None, description="The last plan and why.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")

@@ -11,9 +11,8 @@ API errors are wrapped at this boundary: conflicts and 5xx are temporary
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, dynamic
@@ -21,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from weir.controller.children import DEPLOYMENT_LABEL, MANAGED_BY
+from weir.controller.port import ApplyResult, ClusterError
 
 FIELD_MANAGER = "weir"
 _APPLY_WORKERS = 6  # concurrent applies per reconcile; the client pool is sized to match
@@ -35,20 +35,8 @@ PRUNABLE = (
 )
 
 
-class ApplyError(RuntimeError):
-    """Applying children failed; `temporary` says whether a retry may help."""
-
-    def __init__(self, message: str, temporary: bool) -> None:
-        super().__init__(message)
-        self.temporary = temporary
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    applied: int
-    pruned: tuple[str, ...]
-    # (kind, name) -> the object's status as the API server returned it after the apply
-    observed: dict[tuple[str, str], dict[str, Any]]
+class ApplyError(ClusterError):
+    """Applying, pruning or reading children failed (the port's error, named for its place)."""
 
 
 def _wrap(action: str, exc: ApiException | DynamicApiError) -> ApplyError:
@@ -130,7 +118,7 @@ class Applier:
         return ApplyResult(0, (), observed)
 
     def sync(
-        self, namespace: str, owner: str, owner_uid: str, manifests: list[dict[str, Any]]
+        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
     ) -> ApplyResult:
         observed = self.apply(manifests)
         pruned = self.prune(namespace, owner, owner_uid, manifests)

@@ -14,9 +14,17 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from weir.api import CapacityPoolSpec, EngineProfile, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.api.router import RouterPolicy
+from weir.api.status import (
+    Alternative,
+    ConditionType,
+    DecisionRecord,
+    InferenceDeploymentStatus,
+    SpillPolicyStatus,
+)
 from weir.metrics.observe import observe
 from weir.metrics.snapshot import DeploymentMetrics, MetricsSnapshot
 from weir.planner.forecast import DemandSample
@@ -32,16 +40,37 @@ from weir.planner.types import (
 )
 
 
+class ConditionUpdate(NamedTuple):
+    """One condition a decision sets."""
+
+    type: ConditionType
+    ok: bool
+    reason: str
+    message: str
+
+
 @dataclass(frozen=True)
-class Decision:
-    """What the operator does with one plan."""
+class ControlDecision:
+    """What the operator does with one plan: replicas, the router's policy, status."""
 
     plan: Plan
     replicas: dict[str, int]
-    router_policy: dict[str, Any]
-    status: dict[str, Any]
-    conditions: tuple[tuple[str, bool, str, str], ...]  # (type, status, reason, message)
+    router_policy: RouterPolicy
+    status: dict[str, Any]  # InferenceDeploymentStatus fields (snake_case) this decision sets
+    conditions: tuple[ConditionUpdate, ...]
     summary: str
+
+    def into(self, status: InferenceDeploymentStatus) -> InferenceDeploymentStatus:
+        """`status` with this decision's fields, validated (bounds hold)."""
+        merged = {**status.model_dump(), **self.status}
+        return InferenceDeploymentStatus.model_validate(merged)
+
+
+@dataclass(frozen=True)
+class NoPlan:
+    """No decision could be made this step, and why (for the Degraded condition)."""
+
+    reason: str
 
 
 def pin_replicas(
@@ -60,18 +89,30 @@ def pin_replicas(
     return replicas
 
 
-def router_policy(plan: Plan) -> dict[str, Any]:
-    """The spill policy in the router's policy file format (camelCase, like the CRDs)."""
+def router_policy(plan: Plan) -> RouterPolicy:
+    """The plan's spill policy as the router reads it (the children add SLO and endpoint)."""
     spill = plan.spill
     prefill = spill.max_local_prefill_tokens
-    return {
-        "concurrencyLimitByPool": dict(spill.concurrency_limit_by_pool),
-        "hostedEnabled": spill.hosted_enabled,
-        "maxHostedShare": spill.max_hosted_share,
-        "maxHostedDollarsPerHour": spill.max_hosted_dollars_per_hour,
-        "maxLocalPrefillTokens": prefill if math.isfinite(prefill) else None,
-        "maxWaiting": spill.max_waiting,
-    }
+    return RouterPolicy(
+        concurrency_limit_by_pool=dict(spill.concurrency_limit_by_pool),
+        hosted_enabled=spill.hosted_enabled,
+        max_hosted_share=spill.max_hosted_share,
+        max_hosted_dollars_per_hour=spill.max_hosted_dollars_per_hour,
+        max_local_prefill_tokens=prefill if math.isfinite(prefill) and prefill > 0 else None,
+        max_waiting=spill.max_waiting,
+    )
+
+
+def spill_status(policy: RouterPolicy) -> SpillPolicyStatus:
+    """The part of the router's policy that status shows."""
+    return SpillPolicyStatus(
+        concurrency_limit_by_pool=dict(policy.concurrency_limit_by_pool),
+        hosted_enabled=policy.hosted_enabled,
+        max_hosted_share=policy.max_hosted_share,
+        max_hosted_dollars_per_hour=policy.max_hosted_dollars_per_hour,
+        max_local_prefill_tokens=policy.max_local_prefill_tokens,
+        max_waiting=policy.max_waiting,
+    )
 
 
 def summarise(plan: Plan) -> str:
@@ -88,14 +129,18 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def _alternatives(plan: Plan) -> list[dict[str, Any]]:
+def _alternatives(plan: Plan) -> list[Alternative]:
     return [
-        {
-            "description": alt.describe(),
-            "dollarsPerMillionUsefulTokens": _finite(alt.dollars_per_million_useful),
-            "usefulTokenFraction": min(1.0, max(0.0, alt.useful_fraction)),
-            "chosen": dict(alt.replicas) == dict(plan.replicas),
-        }
+        Alternative(
+            description=alt.describe(),
+            dollars_per_million_useful_tokens=_finite(alt.dollars_per_million_useful),
+            useful_token_fraction=(
+                min(1.0, max(0.0, alt.useful_fraction))
+                if math.isfinite(alt.useful_fraction)
+                else None
+            ),
+            chosen=dict(alt.replicas) == dict(plan.replicas),
+        )
         for alt in plan.alternatives
     ]
 
@@ -111,7 +156,7 @@ def decide(
     state: PlannerState | None,
     now_s: float,
     now_text: str,
-) -> Decision:
+) -> ControlDecision:
     """Plan, then say what to apply and what to write."""
     planning = PlanningSpec(spec, dict(pools), hosted)
     view = observe(snapshot, metrics, observed)
@@ -136,51 +181,63 @@ def decide(
     share = metrics.hosted_share or 0.0
     spend = metrics.dollars_per_hour
     budget = spec.cost.budget_dollars_per_hour
+    at_budget = plan.predicted_dollars_per_hour >= 0.98 * budget
     conditions = (
-        (
+        ConditionUpdate(
             "MetricsAvailable",
             metrics_ok,
             "QueriesAnswered" if metrics_ok else "MetricsUnavailable",
             why_metrics,
         ),
-        (
+        ConditionUpdate(
             "Spilling",
             share > 0,
             "HostedShare" if share > 0 else "LocalOnly",
             f"{share:.0%} of requests went hosted over the window",
         ),
-        (
+        ConditionUpdate(
             "BudgetLimited",
-            plan.predicted_dollars_per_hour >= 0.98 * budget,
-            "AtBudget" if plan.predicted_dollars_per_hour >= 0.98 * budget else "WithinBudget",
+            at_budget,
+            "AtBudget" if at_budget else "WithinBudget",
             f"planned ${plan.predicted_dollars_per_hour:.2f}/h of ${budget:.2f}/h",
         ),
-        (
+        ConditionUpdate(
             "Degraded",
             plan.held,
             "PlanHeld" if plan.held else "Planning",
             "; ".join(plan.reasons) if plan.held else "planning on fresh metrics",
         ),
     )
-    status = {
-        "hostedShare": metrics.hosted_share,
-        "dollarsPerMillionUsefulTokens": metrics.dollars_per_million_useful_tokens,
-        "usefulTokenFraction": metrics.useful_token_fraction,
-        "hostedDollarsPerHour": (
-            None if metrics.hosted_dollars_per_s is None else metrics.hosted_dollars_per_s * 3600
+    reasons = list(plan.reasons)
+    target = spec.cost.target_dollars_per_million_useful_tokens
+    live = metrics.dollars_per_million_useful_tokens
+    if target is not None and live is not None:
+        verdict = "within" if live <= target else "above"
+        reasons.append(f"live ${live:.2f}/M useful is {verdict} the target of ${target:.2f}/M")
+    policy = router_policy(plan)
+    hosted_per_s = metrics.hosted_dollars_per_s
+    status: dict[str, Any] = {
+        "hosted_share": metrics.hosted_share,
+        "dollars_per_million_useful_tokens": _finite_or_none(live),
+        "useful_token_fraction": metrics.useful_token_fraction,
+        "hosted_dollars_per_hour": None if hosted_per_s is None else hosted_per_s * 3600,
+        "spend_dollars_per_hour": _finite_or_none(spend),
+        "last_decision": DecisionRecord(
+            time=now_text,
+            summary=summary,
+            reasons=reasons,
+            alternatives=_alternatives(plan),
+            acted=enforce and not plan.held,
         ),
-        "spendDollarsPerHour": spend,
-        "lastDecision": {
-            "time": now_text,
-            "summary": summary,
-            "reasons": list(plan.reasons),
-            "alternatives": _alternatives(plan),
-            "acted": enforce and not plan.held,
-        },
-        "plannedReplicas": planned,
-        "plannerState": encode_state(plan.state),
+        "planned_replicas": planned,
+        "planner_state": encode_state(plan.state),
+        "spill_policy": spill_status(policy),
     }
-    return Decision(plan, replicas, router_policy(plan), status, conditions, summary)
+    return ControlDecision(plan, replicas, policy, status, conditions, summary)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None else _finite(value)
 
 
 def encode_state(state: PlannerState) -> str:

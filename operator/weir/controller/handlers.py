@@ -1,8 +1,9 @@
 """kopf wiring: which changes trigger a reconcile, and how results reach status and events.
 
-Handlers stay thin: they call `reconcile` (which computes from scratch) in a
-worker thread, because the Kubernetes client is synchronous, and write the
-status it returns. Triggers:
+Handlers stay thin: they call `reconcile` (which computes from scratch) or
+the control loop's step (`weir.controller.loop`) through the cluster port, in
+worker threads because the Kubernetes client is synchronous, and write the
+status they return, dumped from the typed model once, here at the edge. Triggers:
 - the InferenceDeployment is created, changed, or seen at operator start;
 - a child it owns is changed or deleted by someone else (put back at once);
 - a CapacityPool or HostedEndpoint it refers to changes.
@@ -13,25 +14,31 @@ ours), and only warnings and weir's own decisions become events.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import kopf
-from kubernetes import client
 from prometheus_client import start_http_server
 
 from weir.api import load_profiles
-from weir.controller.apply import FIELD_MANAGER, Applier, ApplyError
+from weir.controller.apply import FIELD_MANAGER
 from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, ChildSettings
-from weir.controller.control import Decision
+from weir.controller.conditions import set_condition
+from weir.controller.kube import KubeCluster
 from weir.controller.kubeapi import api_client
-from weir.controller.loop import LoopContext, MetricsCache, step
+from weir.controller.loop import (
+    LoopContext,
+    MetricsCache,
+    control_step,
+    node_reclaimed,
+    now_text,
+)
 from weir.controller.opmetrics import OperatorMetrics
-from weir.controller.reconcile import Outcome, reconcile
+from weir.controller.port import ClusterError
+from weir.controller.reconcile import Outcome, read_status, reconcile
 from weir.controller.settings import OperatorSettings
-from weir.controller.spot import drain_node, reclaim_reason
+from weir.controller.spot import reclaim_reason
 from weir.metrics.source import PrometheusSource
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
@@ -43,7 +50,7 @@ class _Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.api = api_client(settings)
-        self.applier = Applier(self.api)
+        self.cluster = KubeCluster(self.api)
         self.children = ChildSettings(
             router_image=settings.router_image,
             engine_cpu=settings.engine_cpu,
@@ -54,13 +61,13 @@ class _Runtime:
         source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
         exported = OperatorMetrics()
         self.loop = LoopContext(
-            api=self.api,
-            applier=self.applier,
+            cluster=self.cluster,
             children=self.children,
             profiles=load_profiles(settings.profiles_dir),
             metrics=MetricsCache(source, settings.metrics_refresh_s, exported),
             exported=exported,
             spot_condition_s=settings.spot_condition_s,
+            retry_s=settings.reconcile_retry_s,
         )
         if settings.metrics_port:
             start_http_server(
@@ -75,15 +82,6 @@ def _runtime(memo: kopf.Memo) -> _Runtime:
     if not isinstance(runtime, _Runtime):
         raise kopf.PermanentError("operator runtime missing: startup handler did not run")
     return runtime
-
-
-def _now() -> str:
-    return (
-        datetime.datetime.now(datetime.UTC)
-        .replace(microsecond=0)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
 
 
 @kopf.on.login()
@@ -111,20 +109,50 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 async def _reconcile_body(body: dict[str, Any], memo: kopf.Memo) -> Outcome:
     runtime = _runtime(memo)
     try:
-        return await asyncio.to_thread(
-            reconcile, runtime.api, runtime.applier, body, _now(), runtime.children
-        )
-    except ApplyError as exc:
-        if exc.temporary:
-            raise kopf.TemporaryError(str(exc), delay=runtime.settings.reconcile_retry_s) from exc
-        raise kopf.PermanentError(str(exc)) from exc
+        outcome = await asyncio.to_thread(reconcile, runtime.cluster, body, runtime.children)
+    except ClusterError as exc:  # reading a reference failed
+        outcome = Outcome(False, "ReadFailed", str(exc), problem=str(exc), temporary=exc.temporary)
+    if outcome.reason == "ApplyFailed" or outcome.reason == "ReadFailed":
+        if outcome.temporary:
+            raise kopf.TemporaryError(outcome.message, delay=runtime.settings.reconcile_retry_s)
+        raise kopf.PermanentError(outcome.message)
+    return outcome
+
+
+_WRITTEN_BY_RECONCILE = (
+    "pools",
+    "replicas",
+    "readyReplicas",
+    "onDemandReplicas",
+    "spotReplicas",
+    "selector",
+    "conditions",
+    "observedGeneration",
+)
 
 
 def _write(outcome: Outcome, patch: kopf.Patch, body: kopf.Body) -> None:
-    for key, value in outcome.status.items():
-        patch.status[key] = value
+    """The fleet and the Ready condition; the rest of status is the control loop's."""
+    status = read_status(dict(body))
+    if outcome.fleet is not None:
+        status = outcome.fleet.into(status)
+    generation = body.get("metadata", {}).get("generation")
+    generation = generation if isinstance(generation, int) else None
+    conditions = set_condition(
+        status.conditions,
+        "Ready",
+        outcome.ready,
+        outcome.reason,
+        outcome.message,
+        now_text(time.time()),
+        generation,
+    )
+    status = status.model_copy(update={"conditions": conditions, "observed_generation": generation})
+    dumped = status.model_dump(mode="json", by_alias=True)
+    for key in _WRITTEN_BY_RECONCILE:
+        patch.status[key] = dumped[key]
     if outcome.problem:
-        kopf.warn(body, reason="InvalidReference", message=outcome.problem)
+        kopf.warn(body, reason=outcome.reason, message=outcome.problem)
     elif outcome.result and outcome.result.pruned:
         kopf.event(body, type="Normal", reason="Pruned", message=", ".join(outcome.result.pruned))
 
@@ -147,16 +175,13 @@ def _owner_of(labels: dict[str, str], namespace: str | None) -> tuple[str, str] 
 async def _reapply_named(namespace: str, name: str, memo: kopf.Memo) -> None:
     """Re-apply the children of one owner; status is left to its control loop."""
     runtime = _runtime(memo)
-    custom = client.CustomObjectsApi(runtime.api)
     try:
-        body = await asyncio.to_thread(
-            custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
-        )
-    except client.exceptions.ApiException as exc:
-        if exc.status == 404:
-            return  # the owner is gone; the garbage collector removes its children
-        raise kopf.TemporaryError(f"read {namespace}/{name}: {exc.reason}", delay=2) from exc
-    await _reconcile_body(dict(body) if isinstance(body, dict) else {}, memo)
+        body = await asyncio.to_thread(runtime.cluster.read_deployment, namespace, name)
+    except ClusterError as exc:
+        raise kopf.TemporaryError(str(exc), delay=2) from exc
+    if body is None:
+        return  # the owner is gone; the garbage collector removes its children
+    await _reconcile_body(body, memo)
 
 
 def _changed_by_us(body: kopf.Body) -> bool:
@@ -207,69 +232,12 @@ async def control_loop(
     try:
         while not stopped:
             started = time.monotonic()
-            period = await _control_step(namespace, name, memo)
+            period = await control_step(_runtime(memo).loop, namespace, name)
             # a fixed rate: the step's own time counts against the period
             await stopped.wait(max(0.0, period - (time.monotonic() - started)))
     finally:
         if stopped:
             _runtime(memo).loop.exported.forget(namespace, name)
-
-
-async def _control_step(namespace: str, name: str, memo: kopf.Memo) -> float:
-    """Decide, converge, write status and events; the delay until the next step."""
-    runtime = _runtime(memo)
-    ctx = runtime.loop
-    custom = client.CustomObjectsApi(runtime.api)
-    retry = runtime.settings.reconcile_retry_s
-    try:
-        body = await asyncio.to_thread(
-            custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
-        )
-    except client.exceptions.ApiException:
-        return retry
-    if not isinstance(body, dict):
-        return retry
-    period = float(((body.get("spec") or {}).get("control") or {}).get("periodSeconds", 15.0))
-    now_s = float(ctx.clock())
-    snapshot = await ctx.metrics.get(now_s)
-    try:
-        status, decision = await asyncio.to_thread(step, ctx, body, snapshot, now_s)
-        await asyncio.to_thread(
-            custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-        )
-    except (ApplyError, client.exceptions.ApiException) as exc:
-        logging.getLogger(__name__).warning(
-            "control step of %s/%s failed: %s", namespace, name, exc
-        )
-        return min(period, retry)
-    _post_events(body, status, decision)
-    return period
-
-
-def _post_events(raw: dict[str, Any], status: dict[str, Any], decision: Decision | str) -> None:
-    """An event on each change of plan, and on each decision not to act a person would ask about."""
-    body = kopf.Body(cast(kopf.RawBody, raw))
-    before: dict[str, Any] = raw.get("status") or {}
-    old = (before.get("lastDecision") or {}).get("summary")
-    if isinstance(decision, str):
-        old_degraded: dict[str, Any] = next(
-            (c for c in before.get("conditions") or [] if c.get("type") == "Degraded"), {}
-        )
-        if old_degraded.get("message") != decision:
-            kopf.warn(body, reason="NoPlan", message=decision)
-        return
-    if decision.plan.held:
-        if (before.get("lastDecision") or {}).get("acted", True):
-            kopf.warn(body, reason="PlanHeld", message="; ".join(decision.plan.reasons))
-    elif decision.summary != old:
-        verb = "PlanChanged" if status["lastDecision"]["acted"] else "PlanRecommended"
-        kopf.event(body, type="Normal", reason=verb, message=decision.summary)
 
 
 @kopf.on.event("", "v1", "nodes")
@@ -283,24 +251,4 @@ async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_
     if why is None:
         return
     node = str(body.get("metadata", {}).get("name", ""))
-    drained = await asyncio.to_thread(drain_node, runtime.api, node)
-    custom = client.CustomObjectsApi(runtime.api)
-    for item in drained:
-        message = f"node {node} ({why}): moved traffic off {', '.join(item.pods)}; replacing them"
-        runtime.loop.exported.interruptions.labels(item.namespace, item.deployment).inc()
-        runtime.loop.interruptions[(item.namespace, item.deployment)] = (
-            float(runtime.loop.clock()),
-            message,
-        )
-        try:
-            owner = await asyncio.to_thread(
-                custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                item.namespace,
-                PLURAL,
-                item.deployment,
-            )
-        except client.exceptions.ApiException:
-            continue
-        kopf.warn(kopf.Body(cast(kopf.RawBody, owner)), reason="SpotInterruption", message=message)
+    await node_reclaimed(runtime.loop, node, why)

@@ -4,42 +4,43 @@ Every period: read the object, take the shared metrics snapshot (one query
 set serves every deployment: the cache refreshes it at most every few
 seconds, whatever the number of deployments), decide (pure, `control.decide`),
 apply children with the decided replicas and spill policy, write status, post
-events on changes, export the operator's own metrics.
+events on changes, export the operator's own metrics. Everything it asks of
+Kubernetes goes through the cluster port (`weir.controller.port`), so the
+loop is unit-tested against a recording fake.
 
-Fail static: when Prometheus cannot be read the planner holds the last plan
-(never scaling down on missing data) and MetricsAvailable says why; when
-the decision itself fails (no profile, budget below the minimum fleet), the
-children keep their last replicas and Degraded says why.
+Fail static: when Prometheus cannot be read, or answers NaN for demand, the
+planner holds the fleet (the last plan, or after a restart the replicas the
+status reports; never the minimum on missing data) and MetricsAvailable says
+why; when the decision itself fails (no profile, budget below the minimum
+fleet), the children keep their last replicas and Degraded says why; when
+the API server refuses an apply, Ready=False says so and the loop goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
 from pydantic import ValidationError
 
-from weir.api import (
-    CapacityPoolSpec,
-    EngineProfile,
-    HostedEndpointSpec,
-    InferenceDeploymentSpec,
-)
-from weir.controller.apply import Applier
+from weir.api import EngineProfile, InferenceDeploymentSpec
+from weir.api.status import InferenceDeploymentStatus
 from weir.controller.children import ChildSettings, InvalidReferenceError
 from weir.controller.conditions import set_condition
-from weir.controller.control import Decision, decide, decode_state
+from weir.controller.control import ControlDecision, NoPlan, decide, decode_state
+from weir.controller.events import post_events
 from weir.controller.opmetrics import OperatorMetrics
-from weir.controller.reconcile import Outcome, reconcile
-from weir.controller.references import read_hosted, read_pools
-from weir.metrics.source import MetricsSnapshot, MetricsSource
+from weir.controller.port import ClusterError, ClusterPort, References
+from weir.controller.reconcile import Outcome, read_status, reconcile
+from weir.metrics.snapshot import MetricsSnapshot, MetricsSource
 from weir.planner.types import PlannerState, PlanningError, PoolObservation
 
-GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
+_log = logging.getLogger(__name__)
 
 
 def now_text(now_s: float) -> str:
@@ -75,10 +76,9 @@ class MetricsCache:
 
 @dataclass
 class LoopContext:
-    """What every step shares: clients, settings, profiles, metrics, planner memory."""
+    """What every step shares: the cluster port, settings, profiles, metrics, memory."""
 
-    api: client.ApiClient
-    applier: Applier
+    cluster: ClusterPort
     children: ChildSettings
     profiles: dict[str, EngineProfile]
     metrics: MetricsCache
@@ -92,57 +92,62 @@ class LoopContext:
     applied: dict[str, str] = field(default_factory=dict)
     steps_taken: dict[str, int] = field(default_factory=dict)
     resync_every: int = 10
-    clock: Any = time.time
+    retry_s: float = 5.0
+    clock: Callable[[], float] = time.time
 
 
-def _observed(status: dict[str, Any]) -> dict[str, PoolObservation]:
-    rows = status.get("pools") or []
+@dataclass(frozen=True)
+class StepResult:
+    """One step: the status to write, what was decided, what the reconcile did."""
+
+    status: InferenceDeploymentStatus
+    decision: ControlDecision | NoPlan
+    outcome: Outcome
+
+
+def _observed(status: InferenceDeploymentStatus) -> dict[str, PoolObservation]:
     return {
-        str(r["pool"]): PoolObservation(
-            ready=int(r.get("readyReplicas", 0)),
-            warming=max(0, int(r.get("replicas", 0)) - int(r.get("readyReplicas", 0))),
+        row.pool: PoolObservation(
+            ready=row.ready_replicas, warming=max(0, row.replicas - row.ready_replicas)
         )
-        for r in rows
-        if r.get("pool")
+        for row in status.pools
     }
 
 
-References = tuple[dict[str, CapacityPoolSpec], HostedEndpointSpec | None]
-
-
-def _references(ctx: LoopContext, body: dict[str, Any]) -> References | None:
-    """The pools and endpoint the spec names, read once per step (None: let reconcile say why)."""
+def _references(
+    ctx: LoopContext, namespace: str, spec: InferenceDeploymentSpec | None
+) -> References | None:
+    """The pools and endpoint the spec names, read once per step (None: reconcile says why)."""
+    if spec is None:
+        return None
     try:
-        spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-        return read_pools(ctx.api, spec), read_hosted(ctx.api, body["metadata"]["namespace"], spec)
-    except (InvalidReferenceError, ValidationError):
+        return ctx.cluster.read_references(namespace, spec)
+    except InvalidReferenceError:
         return None
 
 
 def _decide(
     ctx: LoopContext,
-    body: dict[str, Any],
+    key: tuple[str, str, str],
+    spec: InferenceDeploymentSpec | None,
+    status: InferenceDeploymentStatus,
     snapshot: MetricsSnapshot,
     now_s: float,
     references: References | None,
-) -> Decision | str:
+) -> ControlDecision | NoPlan:
     """The decision, or why none could be made (for the Degraded condition)."""
-    meta, status = body["metadata"], body.get("status") or {}
-    if references is None:
-        return "the spec or a referenced CapacityPool or HostedEndpoint is invalid"
+    namespace, name, uid = key
+    if spec is None or references is None:
+        return NoPlan("the spec or a referenced CapacityPool or HostedEndpoint is invalid")
     pools, hosted = references
+    if len(pools) != len(spec.pools) or (spec.hosted is not None and hosted is None):
+        return NoPlan("a referenced CapacityPool or HostedEndpoint is missing")
+    state = ctx.states.get(uid) or decode_state(status.planner_state)
+    metrics = snapshot.for_deployment(namespace, name)
+    ctx.exported.targets(
+        namespace, name, spec.cost.budget_dollars_per_hour, spec.slo.useful_token_target
+    )
     try:
-        spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-        if len(pools) != len(spec.pools) or (spec.hosted is not None and hosted is None):
-            return "a referenced CapacityPool or HostedEndpoint is missing"
-        state = ctx.states.get(meta["uid"]) or decode_state(status.get("plannerState"))
-        metrics = snapshot.for_deployment(meta["namespace"], meta["name"])
-        ctx.exported.targets(
-            meta["namespace"],
-            meta["name"],
-            spec.cost.budget_dollars_per_hour,
-            spec.slo.useful_token_target,
-        )
         return decide(
             spec,
             pools,
@@ -155,73 +160,158 @@ def _decide(
             now_s,
             now_text(now_s),
         )
-    except (PlanningError, InvalidReferenceError, ValidationError) as exc:
-        return str(exc)
+    except PlanningError as exc:
+        return NoPlan(str(exc))
 
 
-def _merge(
-    outcome: Outcome, decision: Decision | str, now: str, generation: int | None
-) -> dict[str, Any]:
-    status = dict(outcome.status)
-    conditions = list(status.get("conditions") or [])
-    if isinstance(decision, str):
+def _conditions(
+    ctx: LoopContext,
+    key: tuple[str, str],
+    status: InferenceDeploymentStatus,
+    outcome: Outcome,
+    decision: ControlDecision | NoPlan,
+    now_s: float,
+    generation: int | None,
+) -> InferenceDeploymentStatus:
+    now = now_text(now_s)
+    conditions = set_condition(
+        status.conditions, "Ready", outcome.ready, outcome.reason, outcome.message, now, generation
+    )
+    if isinstance(decision, NoPlan):
         conditions = set_condition(
-            conditions, "Degraded", True, "NoPlan", decision, now, generation
+            conditions, "Degraded", True, "NoPlan", decision.reason, now, generation
         )
     else:
-        status.update(decision.status)
-        status["spillPolicy"] = decision.router_policy
         for kind, ok, reason, message in decision.conditions:
             conditions = set_condition(conditions, kind, ok, reason, message, now, generation)
-    status["conditions"] = conditions
-    return status
+    when, what = ctx.interruptions.get(key, (-1e18, ""))
+    recent = now_s - when < ctx.spot_condition_s
+    conditions = set_condition(
+        conditions,
+        "SpotInterrupted",
+        recent,
+        "SpotReclaimed" if recent else "NoInterruption",
+        what if recent else f"no spot interruption in the last {ctx.spot_condition_s:.0f}s",
+        now,
+        generation,
+    )
+    return status.model_copy(update={"conditions": conditions, "observed_generation": generation})
+
+
+def _parse_spec(body: dict[str, Any]) -> InferenceDeploymentSpec | None:
+    try:
+        return InferenceDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return None
 
 
 def step(
     ctx: LoopContext, body: dict[str, Any], snapshot: MetricsSnapshot, now_s: float
-) -> tuple[dict[str, Any], Decision | str]:
+) -> StepResult:
     """Decide and converge one deployment; the status to write and the decision (sync)."""
     started = time.monotonic()
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    previous = ctx.last_step_at.get(key)
-    ctx.last_step_at[key] = started
+    meta = body["metadata"]
+    namespace, name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
+    previous = ctx.last_step_at.get((namespace, name))
+    ctx.last_step_at[(namespace, name)] = started
     if previous is not None:
         ctx.exported.step_gap.observe(started - previous)
-    references = _references(ctx, body)
-    decision = _decide(ctx, body, snapshot, now_s, references)
-    uid = body["metadata"]["uid"]
+    spec = _parse_spec(body)  # once per step: decide and reconcile share it
+    status = read_status(body)
+    references = _references(ctx, namespace, spec)
+    decision = _decide(ctx, (namespace, name, uid), spec, status, snapshot, now_s, references)
     count = ctx.steps_taken.get(uid, 0)
     ctx.steps_taken[uid] = count + 1
     if count % ctx.resync_every == 0:
         ctx.applied.pop(uid, None)  # level-based: re-apply everything now and then
-    planned = decision if isinstance(decision, Decision) else None
+    planned = decision if isinstance(decision, ControlDecision) else None
     if planned is not None:
         ctx.states[uid] = planned.plan.state
     outcome = reconcile(
-        ctx.api,
-        ctx.applier,
-        body,
-        now_text(now_s),
+        ctx.cluster,
+        dict(body),
         ctx.children,
         replicas=planned.replicas if planned else None,
         router_policy=planned.router_policy if planned else None,
         applied=ctx.applied,
         references=references,
+        status=status,
     )
-    generation = body["metadata"].get("generation")
-    status = _merge(outcome, decision, now_text(now_s), generation)
-    when, what = ctx.interruptions.get(key, (-1e18, ""))
-    recent = now_s - when < ctx.spot_condition_s
-    status["conditions"] = set_condition(
-        status["conditions"],
-        "SpotInterrupted",
-        recent,
-        "SpotReclaimed" if recent else "NoInterruption",
-        what if recent else f"no spot interruption in the last {ctx.spot_condition_s:.0f}s",
-        now_text(now_s),
-        generation,
+    if planned is not None:
+        status = planned.into(status)
+    if outcome.fleet is not None:
+        status = outcome.fleet.into(status)
+    generation = meta.get("generation")
+    status = _conditions(
+        ctx,
+        (namespace, name),
+        status,
+        outcome,
+        decision,
+        now_s,
+        generation if isinstance(generation, int) else None,
     )
-    ctx.exported.observe(body["metadata"]["namespace"], body["metadata"]["name"], status)
     ctx.exported.steps.inc()
     ctx.exported.step_seconds.observe(time.monotonic() - started)
-    return status, decision
+    return StepResult(status, decision, outcome)
+
+
+def _period(body: dict[str, Any]) -> float:
+    spec = body.get("spec")
+    control = spec.get("control") if isinstance(spec, dict) else None
+    value = control.get("periodSeconds", 15.0) if isinstance(control, dict) else 15.0
+    return float(value) if isinstance(value, int | float) and value > 0 else 15.0
+
+
+async def control_step(ctx: LoopContext, namespace: str, name: str) -> float:
+    """Decide, converge, write status and events; the delay until the next step."""
+    try:
+        body = await asyncio.to_thread(ctx.cluster.read_deployment, namespace, name)
+    except ClusterError as exc:
+        _log.warning("reading %s/%s failed: %s", namespace, name, exc)
+        return ctx.retry_s
+    if body is None:
+        return ctx.retry_s  # deleted: kopf stops this daemon
+    period = _period(body)
+    now_s = float(ctx.clock())
+    snapshot = await ctx.metrics.get(now_s)
+    try:
+        result = await asyncio.to_thread(step, ctx, body, snapshot, now_s)
+    except ClusterError as exc:  # reading references failed: try again soon, change nothing
+        _log.warning("control step of %s/%s failed: %s", namespace, name, exc)
+        return min(period, ctx.retry_s)
+    written = result.status.model_dump(mode="json", by_alias=True)  # the one dump
+    ctx.exported.observe(namespace, name, written)
+    try:
+        await asyncio.to_thread(ctx.cluster.write_status, namespace, name, written)
+    except ClusterError as exc:
+        _log.warning("writing the status of %s/%s failed: %s", namespace, name, exc)
+        return min(period, ctx.retry_s)
+    post_events(ctx.cluster, body, result.status, result.decision, result.outcome)
+    return min(period, ctx.retry_s) if result.outcome.temporary else period
+
+
+async def node_reclaimed(ctx: LoopContext, node: str, why: str) -> None:
+    """A node being reclaimed: drain weir's engine pods on it now, not at the next period.
+
+    Each affected deployment gets the SpotInterrupted condition for a while (its
+    next steps set it), an interruption counted in the operator's metrics, and a
+    warning event naming the pods.
+    """
+    try:
+        drained = await asyncio.to_thread(ctx.cluster.drain_node, node)
+    except ClusterError as exc:
+        _log.warning("draining node %s failed: %s", node, exc)
+        return
+    for item in drained:
+        message = f"node {node} ({why}): moved traffic off {', '.join(item.pods)}; replacing them"
+        ctx.exported.interruptions.labels(item.namespace, item.deployment).inc()
+        ctx.interruptions[(item.namespace, item.deployment)] = (float(ctx.clock()), message)
+        try:
+            owner = await asyncio.to_thread(
+                ctx.cluster.read_deployment, item.namespace, item.deployment
+            )
+        except ClusterError:
+            continue
+        if owner is not None:
+            ctx.cluster.event(owner, "Warning", "SpotInterruption", message)

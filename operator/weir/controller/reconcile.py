@@ -1,25 +1,26 @@
-"""One reconcile pass of an InferenceDeployment: references, children, status.
+"""One reconcile pass of an InferenceDeployment: references, children, observed fleet.
 
 Level-based: the desired children are computed from scratch from the spec,
 the referenced pools and endpoint, and the replicas per pool the control loop
 last planned (kept in status, so a restarted operator loses nothing). A
 missing or unusable reference sets `Ready=False` with the reason and touches
-no child.
+no child; an apply the API server refuses sets `Ready=False` with its reason
+too (the control loop writes it, and goes on with the other deployments).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
 from pydantic import ValidationError
 
-from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.api import InferenceDeploymentSpec
 from weir.api._base import describe_validation_error
-from weir.controller.apply import Applier, ApplyResult
+from weir.api.router import RouterPolicy
+from weir.api.status import InferenceDeploymentStatus, PoolStatus
 from weir.controller.children import (
     ChildSettings,
     Inputs,
@@ -28,17 +29,45 @@ from weir.controller.children import (
     desired_children,
     engine_name,
 )
-from weir.controller.conditions import set_condition
-from weir.controller.references import read_hosted, read_pools
+from weir.controller.port import ApplyResult, ClusterError, ClusterPort, References
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The engine replicas as the API server reports them, per pool and in total."""
+
+    pools: tuple[PoolStatus, ...]
+    selector: str
+
+    def into(self, status: InferenceDeploymentStatus) -> InferenceDeploymentStatus:
+        """`status` with this fleet's fields."""
+        count = {"on-demand": 0, "spot": 0}
+        for row in self.pools:
+            count[row.capacity_type] += row.replicas
+        return status.model_copy(
+            update={
+                "pools": list(self.pools),
+                "replicas": sum(r.replicas for r in self.pools),
+                "ready_replicas": sum(r.ready_replicas for r in self.pools),
+                "on_demand_replicas": count["on-demand"],
+                "spot_replicas": count["spot"],
+                "selector": self.selector,
+            }
+        )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a reconcile did, for status and events."""
+    """What a reconcile did: the fleet it saw and the Ready condition it earned."""
 
-    status: dict[str, Any]
-    result: ApplyResult | None
-    problem: str | None
+    ready: bool
+    reason: str
+    message: str
+    fleet: Fleet | None = None
+    result: ApplyResult | None = None
+    problem: str | None = None  # a message for a warning event (invalid input, failed apply)
+    temporary: bool = False  # a failed apply that a retry may fix
+    notes: tuple[str, ...] = field(default=())
 
 
 def clamp(spec: InferenceDeploymentSpec, wanted: dict[str, int]) -> dict[str, int]:
@@ -49,55 +78,62 @@ def clamp(spec: InferenceDeploymentSpec, wanted: dict[str, int]) -> dict[str, in
     }
 
 
-def planned_replicas(spec: InferenceDeploymentSpec, status: dict[str, Any]) -> dict[str, int]:
+def planned_replicas(
+    spec: InferenceDeploymentSpec, status: InferenceDeploymentStatus
+) -> dict[str, int]:
     """Replicas per pool: the last plan in status, clamped to the spec's bounds."""
-    planned = {p.get("pool"): p.get("desiredReplicas") for p in status.get("pools") or []}
-    return clamp(
-        spec, {k: v for k, v in planned.items() if isinstance(k, str) and isinstance(v, int)}
-    )
+    return clamp(spec, {p.pool: p.desired_replicas for p in status.pools})
 
 
-def observed_status(inputs: Inputs, result: ApplyResult) -> dict[str, Any]:
-    """Replicas per pool as the engine Deployments report them, and the totals."""
+def observed_fleet(inputs: Inputs, result: ApplyResult) -> Fleet:
+    """Replicas per pool as the engine Deployments report them."""
     rows = []
-    totals = {"replicas": 0, "readyReplicas": 0, "on-demand": 0, "spot": 0}
     for binding in inputs.spec.pools:
         pool = inputs.pools[binding.pool]
         seen = result.observed.get(("Deployment", engine_name(inputs.owner.name, binding.pool)), {})
         count = int(seen.get("replicas") or 0)
-        ready = int(seen.get("readyReplicas") or 0)
         rows.append(
-            {
-                "pool": binding.pool,
-                "capacityType": pool.capacity_type,
-                "desiredReplicas": inputs.replicas[binding.pool],
-                "replicas": count,
-                "readyReplicas": ready,
-                "dollarsPerHour": count * pool.gpus_per_replica * pool.dollars_per_gpu_hour,
-            }
+            PoolStatus(
+                pool=binding.pool,
+                capacity_type=pool.capacity_type,
+                desired_replicas=inputs.replicas[binding.pool],
+                replicas=count,
+                ready_replicas=int(seen.get("readyReplicas") or 0),
+                dollars_per_hour=count * pool.gpus_per_replica * pool.dollars_per_gpu_hour,
+            )
         )
-        totals["replicas"] += count
-        totals["readyReplicas"] += ready
-        totals[pool.capacity_type] += count
-    return {
-        "pools": rows,
-        "replicas": totals["replicas"],
-        "readyReplicas": totals["readyReplicas"],
-        "onDemandReplicas": totals["on-demand"],
-        "spotReplicas": totals["spot"],
-    }
+    selector = f"weir.dev/deployment={inputs.owner.name},weir.dev/component=engine"
+    return Fleet(tuple(rows), selector)
+
+
+def _inputs(
+    cluster: ClusterPort,
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    status: InferenceDeploymentStatus,
+    settings: ChildSettings,
+    replicas: dict[str, int] | None,
+    policy: RouterPolicy | None,
+    references: References | None,
+) -> Inputs:
+    pools, hosted = references or cluster.read_references(owner.namespace, spec)
+    wanted = clamp(spec, replicas) if replicas is not None else planned_replicas(spec, status)
+    if policy is None:  # the event handlers: keep the policy the last plan wrote
+        last = status.spill_policy
+        dumped = {} if last is None else last.model_dump(by_alias=True, exclude={"draining_pods"})
+        policy = RouterPolicy.model_validate(dumped)
+    return Inputs(owner, spec, pools, hosted, wanted, policy.model_dump(by_alias=True), settings)
 
 
 def reconcile(
-    api: client.ApiClient,
-    applier: Applier,
+    cluster: ClusterPort,
     body: dict[str, Any],
-    now: str,
     settings: ChildSettings,
     replicas: dict[str, int] | None = None,
-    router_policy: dict[str, Any] | None = None,
+    router_policy: RouterPolicy | None = None,
     applied: dict[str, str] | None = None,
-    references: tuple[dict[str, CapacityPoolSpec], HostedEndpointSpec | None] | None = None,
+    references: References | None = None,
+    status: InferenceDeploymentStatus | None = None,
 ) -> Outcome:
     """Apply the children of one InferenceDeployment and say what its status should be.
 
@@ -106,51 +142,53 @@ def reconcile(
     control loop passes it and forces a full apply now and then; event handlers do
     not pass it, so an edit by hand is always put back.
     """
-    meta, status = body["metadata"], dict(body.get("status") or {})
-    generation = meta.get("generation")
-    conditions = list(status.get("conditions") or [])
+    meta = body["metadata"]
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+    current = status if status is not None else read_status(body)
     try:
         spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-        if references is not None:
-            pools, hosted = references
-        else:
-            pools = read_pools(api, spec)
-            hosted = read_hosted(api, owner.namespace, spec)
-        replicas = clamp(spec, replicas) if replicas is not None else planned_replicas(spec, status)
-        policy = router_policy if router_policy is not None else status.get("spillPolicy") or {}
-        inputs = Inputs(owner, spec, pools, hosted, replicas, policy, settings)
+        inputs = _inputs(
+            cluster, owner, spec, current, settings, replicas, router_policy, references
+        )
         manifests = desired_children(inputs)
     except (InvalidReferenceError, ValidationError) as exc:
         message = (
             describe_validation_error("spec", exc) if isinstance(exc, ValidationError) else str(exc)
         )
-        conditions = set_condition(
-            conditions, "Ready", False, "InvalidReference", message, now, generation
-        )
-        return Outcome({"conditions": conditions, "observedGeneration": generation}, None, message)
+        return Outcome(False, "InvalidReference", message, problem=message)
     digest = hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
-    if applied is not None and applied.get(owner.uid) == digest:
-        result = applier.observe(owner.namespace, owner.name)
-    else:
-        result = applier.sync(owner.namespace, owner.name, owner.uid, manifests)
+    try:
+        if applied is not None and applied.get(owner.uid) == digest:
+            result = cluster.observe_children(owner.namespace, owner.name)
+        else:
+            result = cluster.apply_children(owner.namespace, owner.name, owner.uid, manifests)
+            if applied is not None:
+                applied[owner.uid] = digest
+    except ClusterError as exc:
         if applied is not None:
-            applied[owner.uid] = digest
-    conditions = set_condition(
-        conditions,
-        "Ready",
-        True,
-        "ChildrenApplied",
-        f"{len(manifests)} objects match the spec"
-        + (f"; pruned {', '.join(result.pruned)}" if result.pruned else ""),
-        now,
-        generation,
-    )
-    engine_selector = f"weir.dev/deployment={owner.name},weir.dev/component=engine"
-    patch = {
-        "observedGeneration": generation,
-        "selector": engine_selector,
-        **observed_status(inputs, result),
-        "conditions": conditions,
-    }
-    return Outcome(patch, result, None)
+            applied.pop(owner.uid, None)  # apply everything again next time
+        message = f"applying the children failed: {exc}"
+        return Outcome(False, "ApplyFailed", message, problem=message, temporary=exc.temporary)
+    pruned = f"; pruned {', '.join(result.pruned)}" if result.pruned else ""
+    message = f"{len(manifests)} objects match the spec{pruned}"
+    return Outcome(True, "ChildrenApplied", message, observed_fleet(inputs, result), result)
+
+
+def read_status(body: dict[str, Any]) -> InferenceDeploymentStatus:
+    """The status stored on `body`, read leniently: a field that no longer validates
+    (written by another version, or edited by hand) is dropped, the rest kept."""
+    raw = body.get("status") or {}
+    if not isinstance(raw, dict):
+        return InferenceDeploymentStatus()
+    try:
+        return InferenceDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        pass
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            InferenceDeploymentStatus.model_validate({**kept, key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    return InferenceDeploymentStatus.model_validate(kept)

@@ -14,13 +14,13 @@ replacements and spills to hosted until they are ready.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, MANAGED_BY, POOL_LABEL
+from weir.controller.port import ClusterError, Drained
 
 DEFAULT_NOTICE_S = 30
 
@@ -38,15 +38,6 @@ def reclaim_reason(node: Mapping[str, Any], taint_keys: Iterable[str]) -> str | 
         if condition.get("type") == "Ready" and condition.get("status") in ("False", "Unknown"):
             return f"node Ready={condition['status']}"
     return None
-
-
-@dataclass(frozen=True)
-class Drained:
-    """Engine pods weir moved traffic off, grouped by their InferenceDeployment."""
-
-    namespace: str
-    deployment: str
-    pods: tuple[str, ...]
 
 
 def _notice_s(api: client.ApiClient, pool: str | None) -> int:
@@ -82,7 +73,9 @@ def drain_node(api: client.ApiClient, node: str) -> list[Drained]:
             core.delete_namespaced_pod(meta.name, meta.namespace or "", grace_period_seconds=grace)
         except ApiException as exc:
             if exc.status != 404:
-                raise
+                raise ClusterError(
+                    f"drain pod {meta.name}: {exc.status} {exc.reason}", True
+                ) from exc
             continue
         key = (meta.namespace or "", labels.get(DEPLOYMENT_LABEL, ""))
         drained.setdefault(key, []).append(meta.name)

@@ -1,0 +1,86 @@
+"""The cluster port on a real API server, through the official Kubernetes client.
+
+The only module of the control loop that holds a Kubernetes client: children
+are applied by `weir.controller.apply`, references read by
+`weir.controller.references`, nodes drained by `weir.controller.spot`, and
+events posted through kopf (which batches and rate-limits them). Client
+errors become `ClusterError` here, so nothing above sees an `ApiException`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from weir.api import InferenceDeploymentSpec
+from weir.controller.apply import Applier
+from weir.controller.port import ApplyResult, ClusterError, Drained, EventType, References
+from weir.controller.references import read_hosted, read_pools
+from weir.controller.spot import drain_node
+
+GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
+_log = logging.getLogger(__name__)
+
+
+def _wrapped(what: str, exc: ApiException) -> ClusterError:
+    status = int(exc.status or 0)
+    return ClusterError(
+        f"{what}: {status} {exc.reason or ''}".strip(), status in (0, 409, 429) or status >= 500
+    )
+
+
+class KubeCluster:
+    """`ClusterPort` against the API server of `api`."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self._custom = client.CustomObjectsApi(api)
+        self._applier = Applier(api)
+
+    def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrapped(f"read InferenceDeployment {namespace}/{name}", exc) from exc
+        return body if isinstance(body, dict) else None
+
+    def read_references(self, namespace: str, spec: InferenceDeploymentSpec) -> References:
+        return read_pools(self.api, spec), read_hosted(self.api, namespace, spec)
+
+    def apply_children(
+        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+    ) -> ApplyResult:
+        return self._applier.sync(namespace, owner, owner_uid, manifests)
+
+    def observe_children(self, namespace: str, owner: str) -> ApplyResult:
+        return self._applier.observe(namespace, owner)
+
+    def write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+            )
+        except ApiException as exc:
+            raise _wrapped(f"write status of {namespace}/{name}", exc) from exc
+
+    def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:
+        target = kopf.Body(cast(kopf.RawBody, dict(body)))
+        if kind == "Warning":
+            kopf.warn(target, reason=reason, message=message)
+        else:
+            kopf.event(target, type=kind, reason=reason, message=message)
+
+    def drain_node(self, node: str) -> list[Drained]:
+        try:
+            return drain_node(self.api, node)
+        except ApiException as exc:
+            raise _wrapped(f"drain node {node}", exc) from exc

@@ -1,0 +1,161 @@
+"""The control loop against the recording fake of the cluster port: no API server, milliseconds.
+
+Restarts (a new operator process is a new LoopContext over the same stored
+objects), Prometheus going away, a refused apply, resync cadence and a spot
+notice, each asserted on what the loop wrote, applied and announced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.test_control import PROFILES, busy, example
+from support.fakecluster import FakeCluster
+from weir.controller.children import ChildSettings
+from weir.controller.loop import LoopContext, MetricsCache, control_step, node_reclaimed
+from weir.controller.opmetrics import OperatorMetrics
+from weir.controller.port import ClusterError
+from weir.metrics.snapshot import DeploymentMetrics, MetricsSnapshot
+
+NS, NAME = "team-a", "llm"
+
+
+@dataclass
+class Source:
+    """A metrics source the test steers: healthy with `metrics`, or down."""
+
+    metrics: DeploymentMetrics
+    healthy: bool = True
+    collected: int = 0
+
+    def collect(self, now_s: float) -> MetricsSnapshot:
+        self.collected += 1
+        if not self.healthy:
+            return MetricsSnapshot(now_s, 120.0, False, "connection refused")
+        return MetricsSnapshot(now_s, 120.0, True, deployments={(NS, NAME): self.metrics})
+
+
+class Clock:
+    def __init__(self, now: float = 10_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cluster() -> FakeCluster:
+    spec, pools, hosted = example()
+    fake = FakeCluster(pools=dict(pools), hosted={(NS, spec.hosted.endpoint): hosted})
+    fake.add(NS, NAME, spec)
+    return fake
+
+
+def _operator(fake: FakeCluster, source: Source, clock: Clock) -> LoopContext:
+    """A freshly started operator: nothing in memory, everything read from the cluster."""
+    exported = OperatorMetrics()
+    return LoopContext(
+        cluster=fake,
+        children=ChildSettings(router_image="weir:test"),
+        profiles=PROFILES,
+        metrics=MetricsCache(source, max_age_s=0.0, exported=exported),
+        exported=exported,
+        clock=clock,
+        resync_every=3,
+    )
+
+
+def _conditions(fake: FakeCluster) -> dict[str, dict]:
+    status = fake.deployments[(NS, NAME)]["status"]
+    return {c["type"]: c for c in status["conditions"]}
+
+
+async def _steps(ctx: LoopContext, clock: Clock, count: int, period: float = 15.0) -> None:
+    for _ in range(count):
+        await control_step(ctx, NS, NAME)
+        clock.now += period
+
+
+async def test_a_restart_while_prometheus_is_down_holds_the_fleet() -> None:
+    fake, clock = _cluster(), Clock()
+    source = Source(busy(300.0))
+    await _steps(_operator(fake, source, clock), clock, 6)
+    before = fake.engine_replicas(NS, NAME)
+    assert sum(before.values()) > 2, before  # demand scaled it well above the minimum
+    source.healthy = False
+    restarted = _operator(fake, source, clock)  # new process: no planner memory
+    await _steps(restarted, clock, 3)
+    assert fake.engine_replicas(NS, NAME) == before
+    conditions = _conditions(fake)
+    assert conditions["MetricsAvailable"]["status"] == "False"
+    assert "connection refused" in conditions["MetricsAvailable"]["message"]
+    assert conditions["Degraded"]["status"] == "True"
+    assert any(e.reason == "PlanHeld" for e in fake.events)
+
+
+async def test_a_refused_apply_says_so_in_status_and_the_loop_goes_on() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    await _steps(ctx, clock, 1)
+    assert _conditions(fake)["Ready"]["status"] == "True"
+    fake.fail_next(
+        "apply_children", ClusterError("apply Deployment llm-engine: 422 Invalid", False)
+    )
+    ctx.applied.clear()  # the next step must apply, not just observe
+    delay = await control_step(ctx, NS, NAME)
+    ready = _conditions(fake)["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "ApplyFailed"
+    assert "422 Invalid" in ready["message"]
+    assert delay == 15.0  # permanent: no fast retry loop
+    assert [e.reason for e in fake.events].count("ApplyFailed") == 1
+    clock.now += 15.0
+    await control_step(ctx, NS, NAME)  # the API server accepts again
+    assert _conditions(fake)["Ready"]["status"] == "True"
+    assert fake.called("apply_children") == 3
+
+
+async def test_a_temporary_failure_retries_soon() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    fake.fail_next("apply_children", ClusterError("apply: 503 Unavailable", True))
+    assert await control_step(ctx, NS, NAME) == ctx.retry_s
+    fake.fail_next("write_status", ClusterError("write: 409 Conflict", True))
+    assert await control_step(ctx, NS, NAME) == ctx.retry_s
+
+
+async def test_unchanged_children_are_observed_and_resynced_every_few_steps() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    await _steps(ctx, clock, 6, period=1.0)  # steady demand: the same children each step
+    applies = fake.called("apply_children")
+    observes = fake.called("observe_children")
+    assert applies + observes == 6
+    assert 2 <= applies <= 3  # the first step and each resync (every 3 steps)
+    assert observes >= 3
+
+
+async def test_a_spot_notice_drains_the_node_and_is_reported() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(100.0)), clock)
+    await _steps(ctx, clock, 2)
+    fake.nodes["gpu-spot-0"] = [(NS, NAME, "llm-engine-spot-abc"), ("other", "x", "x-engine-1")]
+    await node_reclaimed(ctx, "gpu-spot-0", "spot reclaim taint")
+    assert ("drain_node", "gpu-spot-0") in fake.calls
+    warned = [e for e in fake.events if e.reason == "SpotInterruption"]
+    assert [e.name for e in warned] == [NAME]  # the other owner does not exist: no event
+    assert "llm-engine-spot-abc" in warned[0].message
+    await _steps(ctx, clock, 1)
+    spot = _conditions(fake)["SpotInterrupted"]
+    assert spot["status"] == "True" and "gpu-spot-0" in spot["message"]
+    clock.now += ctx.spot_condition_s
+    await _steps(ctx, clock, 1)
+    assert _conditions(fake)["SpotInterrupted"]["status"] == "False"
+
+
+async def test_a_deleted_deployment_and_an_unreadable_one_change_nothing() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    fake.fail_next("read_deployment", ClusterError("read: 500", True))
+    assert await control_step(ctx, NS, NAME) == ctx.retry_s
+    del fake.deployments[(NS, NAME)]
+    assert await control_step(ctx, NS, "llm") == ctx.retry_s
+    assert fake.called("apply_children") == 0 and fake.called("write_status") == 0
