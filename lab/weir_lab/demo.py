@@ -209,8 +209,50 @@ def demo(
         _run(settings, out, example, trace, base_rps, duration, spike_at)
     except (ClusterError, WaitTimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        _clean_up(settings, out / "applied.yaml")
     _console.print(f"demo done in {time.monotonic() - started:.0f} s; results in {out}")
-    _console.print("Stop everything with `make cluster-down` (or `weir cluster down`).")
+    _console.print(
+        "The demo removed its deployment and stopped its operator. Left running: the local "
+        "cluster (`weir cluster status`); `make cluster-down` (or `weir cluster down`) stops it."
+    )
+
+
+def _clean_up(settings: ClusterSettings, applied: Path) -> None:
+    """Remove what the demo applied, then stop its operator, whatever the outcome.
+
+    In this order: the operator holds a finalizer on the InferenceDeployment, so
+    it must see the deletion through; left running, it would act on whatever lands
+    on the cluster next (a benchmark's deployments, someone's tests).
+    """
+    if applied.exists() and controlplane.api_ready(settings):
+        try:
+            _kubectl(settings, "delete", "--ignore-not-found", "--wait=false", "-f", str(applied))
+            docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]
+            idep = next(d for d in docs if d["kind"] == "InferenceDeployment")
+            namespace = idep["metadata"].get("namespace", "default")
+            name = idep["metadata"]["name"]
+            wait_for(
+                lambda: (
+                    not _kubectl(
+                        settings,
+                        "get",
+                        "inferencedeployment",
+                        name,
+                        "-n",
+                        namespace,
+                        "--ignore-not-found",
+                        "-o",
+                        "name",
+                    ).strip()
+                ),
+                f"the demo's InferenceDeployment {namespace}/{name} to be deleted",
+                120,
+            )
+        except (ClusterError, WaitTimeoutError, StopIteration) as exc:
+            _say(f"could not remove the demo's deployment ({exc}); `weir cluster down` will")
+    processes.stop_one(settings.state_dir, OPERATOR)
+    (settings.prometheus_targets_dir / "operator.json").unlink(missing_ok=True)
 
 
 def _run(

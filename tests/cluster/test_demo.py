@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_api_client import PrometheusConnect
 
 from support.operator import delete_and_wait
@@ -77,6 +80,20 @@ def test_demo_tells_the_whole_story(cluster, tmp_path):
         by_hand = (_gpu_dollars(prom, start, end) + hosted) / useful * 1e6
         assert abs(by_hand - mine) <= 1e-6 * mine, (by_hand, mine)
         assert "llama-70b" in done.stdout
+        # The demo stops what it starts: its operator is gone, and so is its deployment
+        # (removed while the operator could still release its finalizer).
+        left = [
+            m
+            for m in processes.recorded(cluster.settings.state_dir)
+            if m.name == OPERATOR and processes.alive(m)
+        ]
+        assert left == [], left
+        assert "stopped its operator" in done.stdout
+        with pytest.raises(ApiException) as missing:
+            client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+                "weir.dev", "v1alpha1", "default", "inferencedeployments", "llama-70b"
+            )
+        assert missing.value.status == 404
     finally:
         subprocess.run(
             [

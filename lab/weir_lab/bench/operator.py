@@ -33,6 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from weir_lab.cluster import controlplane, kube
+from weir_lab.cluster.operators import other_operators
 from weir_lab.cluster.settings import ClusterSettings
 from weir_lab.cluster.wait import wait_for
 
@@ -172,6 +173,17 @@ def _start_operator(settings: ClusterSettings, port: int, log: Path) -> subproce
         )
 
 
+def refuse_beside_other_operators(api: client.ApiClient | None) -> None:
+    """A second operator would reconcile the bench's deployments too: measure one, or none."""
+    others = other_operators(api)
+    if others:
+        listed = "; ".join(str(o) for o in others)
+        raise click.ClickException(
+            f"another weir operator acts on this cluster, so the benchmark would measure "
+            f"two operators fighting: {listed}"
+        )
+
+
 @click.command("operator")
 @click.option("--deployments", default=100, show_default=True, type=int)
 @click.option(
@@ -188,9 +200,10 @@ def bench_operator(deployments: int, period: float, observe: float, out: Path) -
     settings = ClusterSettings()
     if not controlplane.api_ready(settings):
         raise click.ClickException("the local cluster is not running: `weir cluster up` first")
+    api = kube.api_client(settings)
+    refuse_beside_other_operators(api)
     out.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
-    api = kube.api_client(settings)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     crds = settings.e2e_dir.parent / "crds"
     subprocess.run(
