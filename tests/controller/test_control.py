@@ -43,6 +43,7 @@ def busy(rps: float) -> DeploymentMetrics:
         useful_tokens_per_s=rps * 150,
         input_tokens_per_s=rps * 1000,
         gpu_dollars_per_hour=3.9,
+        present=True,
     )
 
 

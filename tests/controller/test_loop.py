@@ -159,3 +159,18 @@ async def test_a_deleted_deployment_and_an_unreadable_one_change_nothing() -> No
     del fake.deployments[(NS, NAME)]
     assert await control_step(ctx, NS, "llm") == ctx.retry_s
     assert fake.called("apply_children") == 0 and fake.called("write_status") == 0
+
+
+async def test_a_ready_router_without_series_is_unscraped_not_idle() -> None:
+    fake, clock = _cluster(), Clock()
+    source = Source(busy(300.0))
+    ctx = _operator(fake, source, clock)
+    await _steps(ctx, clock, 4)
+    before = fake.engine_replicas(NS, NAME)
+    assert sum(before.values()) > 2
+    source.metrics = DeploymentMetrics()  # Prometheus lost the target: no series at all
+    await _steps(ctx, clock, 3)
+    assert fake.engine_replicas(NS, NAME) == before  # held, not scaled to the minimum
+    available = _conditions(fake)["MetricsAvailable"]
+    assert available["status"] == "False"
+    assert "no series" in available["message"]

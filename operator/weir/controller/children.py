@@ -13,6 +13,11 @@ Owned objects, all with an owner reference (deleting the resource deletes them):
 - the router's ConfigMap (settings and the live spill policy), Deployment and
   the Service clients call, named like the InferenceDeployment;
 - a PodDisruptionBudget that lets voluntary evictions take one engine at a time.
+
+Every pod meets Pod Security "restricted" (non-root, RuntimeDefault seccomp, no
+privilege escalation, all capabilities dropped) with a read-only root
+filesystem and an emptyDir for what the process writes, so weir's children
+run in namespaces that enforce the restricted profile.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from typing import Any
 from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
+from weir.api.resources import DEPLOYMENT_NAME
 from weir.engines.launch import (
     HTTP_PORT,
     Placement,
     TrtllmLaunch,
+    container_security_context,
     engine_deployment,
     options_configmap,
     options_configmap_name,
+    pod_security_context,
 )
 
 DEPLOYMENT_LABEL = "weir.dev/deployment"
@@ -42,7 +50,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "weir"}
 ROUTER_PORT = 8080
 ROUTER_CONFIG_DIR = "/etc/weir/router"
 HOSTED_KEY_DIR = "/etc/weir/hosted"
-PRECISIONS = {"bf16", "fp16", "fp8", "nvfp4", "int4_awq"}
+ROUTER_UID = 65532  # the weir image's non-root user (the chart runs the operator as it too)
 
 
 class InvalidReferenceError(ValueError):
@@ -116,16 +124,14 @@ def router_name(owner: str) -> str:
 def check_references(inputs: Inputs) -> None:
     """Refuse specs whose references cannot be honoured, with a message for the condition."""
     spec = inputs.spec
+    problem = DEPLOYMENT_NAME.problem(inputs.owner.name)
+    if problem is not None:  # the CRD refuses such names; an older CRD may not have
+        raise InvalidReferenceError(problem)
     missing = [b.pool for b in spec.pools if b.pool not in inputs.pools]
     if missing:
         raise InvalidReferenceError(f"CapacityPool {', '.join(sorted(missing))} not found")
     if spec.hosted is not None and inputs.hosted is None:
         raise InvalidReferenceError(f"HostedEndpoint {spec.hosted.endpoint} not found")
-    if spec.model.precision not in PRECISIONS:
-        raise InvalidReferenceError(
-            f"model.precision {spec.model.precision!r} is not served by TensorRT-LLM "
-            f"({', '.join(sorted(PRECISIONS))})"
-        )
     for binding in spec.pools:
         pool = inputs.pools[binding.pool]
         if pool.gpus_per_replica != spec.model.tensor_parallel:
@@ -326,9 +332,13 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
         "metadata": {"name": name, "labels": labels},
         "data": {"policy.json": policy_text},
     }
-    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": name}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": ROUTER_CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # the root filesystem is read-only
     ]
     secret_ref = inputs.hosted.secret_ref if inputs.hosted else None
     if secret_ref is not None:
@@ -352,6 +362,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
         "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": ROUTER_PORT}},
         "resources": {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "volumeMounts": mounts,
+        "securityContext": container_security_context(),
     }
     deployment = {
         "apiVersion": "apps/v1",
@@ -375,6 +386,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
                     "containers": [container],
                     "volumes": volumes,
                     "enableServiceLinks": False,
+                    "securityContext": pod_security_context(ROUTER_UID),
                 },
             },
         },

@@ -156,10 +156,15 @@ def decide(
     state: PlannerState | None,
     now_s: float,
     now_text: str,
+    router_ready: bool = False,
 ) -> ControlDecision:
-    """Plan, then say what to apply and what to write."""
+    """Plan, then say what to apply and what to write.
+
+    `router_ready`: the router pods were Ready at the last look, so a deployment
+    without series is unscraped, not idle (see `weir.metrics.observe`).
+    """
     planning = PlanningSpec(spec, dict(pools), hosted)
-    view = observe(snapshot, metrics, observed)
+    view = observe(snapshot, metrics, observed, router_ready)
     plan = make_plan(view, planning, match_profiles(spec, pools, profiles), state, now_s)
     enforce = spec.control.mode == "enforce"
     current = {pool: obs.total for pool, obs in observed.items()}

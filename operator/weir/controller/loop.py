@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from weir.api import EngineProfile, InferenceDeploymentSpec
 from weir.api.status import InferenceDeploymentStatus
-from weir.controller.children import ChildSettings, InvalidReferenceError
+from weir.controller.children import ChildSettings, InvalidReferenceError, router_name
 from weir.controller.conditions import set_condition
 from weir.controller.control import ControlDecision, NoPlan, decide, decode_state
 from weir.controller.events import post_events
@@ -91,6 +91,8 @@ class LoopContext:
     # owner UID -> digest of the children last applied; a full apply every `resync_every` steps
     applied: dict[str, str] = field(default_factory=dict)
     steps_taken: dict[str, int] = field(default_factory=dict)
+    # owner UID -> whether its router Deployment had a ready replica at the last look
+    router_ready: dict[str, bool] = field(default_factory=dict)
     resync_every: int = 10
     retry_s: float = 5.0
     clock: Callable[[], float] = time.time
@@ -159,6 +161,7 @@ def _decide(
             state,
             now_s,
             now_text(now_s),
+            router_ready=ctx.router_ready.get(uid, False),
         )
     except PlanningError as exc:
         return NoPlan(str(exc))
@@ -237,6 +240,9 @@ def step(
         references=references,
         status=status,
     )
+    if outcome.result is not None:
+        router = outcome.result.observed.get(("Deployment", router_name(name)), {})
+        ctx.router_ready[uid] = int(router.get("readyReplicas") or 0) > 0
     if planned is not None:
         status = planned.into(status)
     if outcome.fleet is not None:

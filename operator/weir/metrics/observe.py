@@ -35,11 +35,22 @@ def observe(
     snapshot: MetricsSnapshot,
     metrics: DeploymentMetrics,
     observed: Mapping[str, PoolObservation],
+    router_ready: bool = False,
 ) -> Snapshot:
-    """The planner's view of one deployment: rates over the window, the mix, replicas now."""
+    """The planner's view of one deployment: rates over the window, the mix, replicas now.
+
+    `router_ready`: the deployment's router pods are Ready, so it must have series
+    (the router exports its request counter from the start); none means Prometheus
+    does not scrape it, which is not the same as no traffic.
+    """
     problem = None
     if not snapshot.healthy:
         problem = snapshot.error or "the metrics source is unhealthy"
+    elif router_ready and not metrics.present:
+        problem = (
+            "the router is Ready but Prometheus has no series of it: is it scraped, and do "
+            "the WEIR_QUERY_* labels match its namespace and weir_dev_deployment labels?"
+        )
     elif unknown := [name for name in DEMAND_FIELDS if getattr(metrics, name) is None]:
         problem = f"Prometheus answered NaN or Inf for {', '.join(unknown)}"
     if problem is not None:

@@ -37,6 +37,9 @@ class DeploymentMetrics:
     local_useful_tokens: float | None = 0.0
     prefill_histogram: Histogram = ()
     notes: tuple[str, ...] = ()
+    # Whether Prometheus had any series of this deployment at all: no series is either
+    # no traffic ever or a router nobody scrapes, which the caller tells apart.
+    present: bool = False
 
     @property
     def dollars_per_hour(self) -> float | None:

@@ -38,7 +38,9 @@ def parse_vector(
     seen: dict[Key, int] = {}
     notes: list[str] = []
     for series in result:
-        labels = series.get("metric", {})
+        labels = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(labels, dict):
+            continue
         key = (labels.get(ns_label, ""), labels.get(name_label, ""))
         if not key[0] or not key[1]:
             continue  # not attributable to a deployment
@@ -66,7 +68,9 @@ def parse_histogram(
     broken: set[Key] = set()
     notes: list[str] = []
     for series in result:
-        labels = series.get("metric", {})
+        labels = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(labels, dict):
+            continue
         key = (labels.get(ns_label, ""), labels.get(name_label, ""))
         if not key[0] or not key[1]:
             continue
@@ -96,7 +100,9 @@ def parse_split(
     parts: dict[Key, dict[str, float]] = {}
     broken: set[Key] = set()
     for series in result:
-        labels = series.get("metric", {})
+        labels = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(labels, dict):
+            continue
         key = (labels.get(ns_label, ""), labels.get(name_label, ""))
         if not key[0] or not key[1]:
             continue
@@ -127,6 +133,10 @@ def _local_tokens(split: dict[str, float] | None) -> dict[str, float | None]:
     }
 
 
+class MalformedAnswerError(ValueError):
+    """Prometheus answered, but not with an instant vector (a scalar, a string, no data)."""
+
+
 class PrometheusSource:
     """Reads the query set from Prometheus through prometheus-api-client."""
 
@@ -142,6 +152,15 @@ class PrometheusSource:
         self._timeout = max(1, round(timeout_s))
         self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=self._timeout)
 
+    def _query(self, query: str) -> list[dict[str, Any]]:
+        """One instant query's result, which must be a vector (a list of series objects)."""
+        result = self._client.custom_query(query)
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise MalformedAnswerError(
+                f"expected an instant vector, got {type(result).__name__}: {str(result)[:80]}"
+            )
+        return result
+
     def collect(self, now_s: float) -> MetricsSnapshot:
         queries = self.templates.rendered(self.window_s)
         by_field: dict[str, dict[Key, float | None]] = {}
@@ -150,8 +169,15 @@ class PrometheusSource:
         notes: dict[Key, list[str]] = {}
         for name, query in queries.items():
             try:
-                result = self._client.custom_query(query)
-            except (PrometheusApiClientException, requests.RequestException, ValueError) as exc:
+                result = self._query(query)
+            except (
+                PrometheusApiClientException,
+                requests.RequestException,
+                ValueError,
+                KeyError,
+                TypeError,
+                MalformedAnswerError,
+            ) as exc:  # down, slow, or an answer that is not what a vector query returns
                 return MetricsSnapshot(
                     now_s,
                     self.window_s,
@@ -176,6 +202,7 @@ class PrometheusSource:
                 **_local_tokens(splits.get("local_tokens", {}).get(key, {})),
                 prefill_histogram=histograms.get("prefill_histogram", {}).get(key, ()),
                 notes=tuple(notes.get(key, ())),
+                present=key in by_field.get("requests_per_s", {}),
             )
             for key in keys
         }

@@ -57,6 +57,9 @@ class RouterMetrics:
             ["backend", "outcome"],
             registry=r,
         )
+        # Exported at 0 from the start, so the operator can tell a quiet router from one
+        # Prometheus does not scrape (no series at all): see weir.metrics.observe.
+        self.requests.labels("local", "completed")
         self.tokens = Counter(
             "weir_router_tokens",
             "Tokens by backend, kind and usefulness.",
