@@ -2,10 +2,13 @@
 
 A hosted API has no capacity the planner controls, only a price per token,
 a latency profile and a rate limit. Latency is log-normal through the
-profile's median and 95th percentile; prompt-cache hits are the leading
-prefix blocks the provider saw within its cache lifetime; requests beyond
-the per-minute limit are refused (429) and the router must place them
-elsewhere.
+profile's median and 95th percentile, plus (when the scenario sets the
+provider's prefill rate) the uncached prompt over that rate: the provider
+prefills too, so a 30k-token prompt does not come back as fast as a short
+one, and the long-prompt spill rule must pay for that. Prompt-cache hits are
+the leading prefix blocks the provider saw within its cache lifetime;
+requests beyond the per-minute limit are refused (429) and the router must
+place them elsewhere.
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ _Z95 = 1.6448536269514722
 class HostedSim:
     """State of one hosted endpoint during a run."""
 
-    def __init__(self, spec: HostedEndpointSpec, rng: random.Random) -> None:
+    def __init__(
+        self,
+        spec: HostedEndpointSpec,
+        rng: random.Random,
+        prefill_tokens_per_s: float | None = None,
+    ) -> None:
         self.spec = spec
         self.rng = rng
+        self.prefill_s_per_token = 1.0 / prefill_tokens_per_s if prefill_tokens_per_s else 0.0
         self.sent: deque[float] = deque()
         self.cache: dict[int, float] = {}
         lat = spec.latency
@@ -46,6 +55,7 @@ class HostedSim:
         self.sent.append(now)
         cached = self._cached_tokens(now, input_tokens, hashes)
         ttft = math.exp(self.rng.gauss(self._mu, self._sigma))
+        ttft += (input_tokens - cached) * self.prefill_s_per_token
         dollars = hosted_dollars(self.spec, input_tokens, cached, output_tokens)
         return ttft, self.spec.latency.itl_seconds, dollars, cached
 

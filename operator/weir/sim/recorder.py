@@ -2,10 +2,13 @@
 
 Kept apart from the event loop so the accounting rules are in one place:
 only requests of the trace proper (not the preroll) are counted; every one
-ends useful, late (its tokens wasted) or failed; tokens produced by an
-attempt that was killed are wasted; GPU spend is every replica's time
-(warming, idle, draining included) inside the accounted span; hosted spend
-is per request, input, cached input and output priced apart.
+ends useful, late (some or all of its tokens wasted), failed or abandoned;
+tokens produced by an attempt that was killed or abandoned are wasted, and
+so are a duplicate attempt's (it is paid, never counted); GPU spend is every
+replica's time (warming, idle, draining included) inside the accounted span;
+hosted spend is per attempt, input, cached input and output priced apart.
+Under the per-token ITL rule a request may be partly useful: the runner
+puts its useful token count on the job (`Job.useful_tokens`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from weir.planner.economics import CostSummary, replica_dollars
 from weir.sim.replica import Job, Replica
 from weir.sim.scenario import Scenario
 
-USEFUL, LATE, FAILED = 0, 1, 2
+USEFUL, LATE, FAILED, ABANDONED = 0, 1, 2, 3
 
 
 @dataclass
@@ -51,6 +54,10 @@ class RunResult:
     ttft_p95_s: float
     itl_p95_s: float
     series: Series
+    abandoned_requests: int = 0
+    duplicate_attempts: int = 0
+    retried_attempts: int = 0
+    preemptions: int = 0
 
     def summary(self) -> dict[str, float]:
         """The per-policy numbers of summary.json."""
@@ -67,6 +74,10 @@ class RunResult:
             "requests": self.requests,
             "failed_requests": self.failed_requests,
             "hosted_request_share": self.hosted_requests / self.requests if self.requests else 0.0,
+            "abandoned_requests": self.abandoned_requests,
+            "duplicate_attempts": self.duplicate_attempts,
+            "retried_attempts": self.retried_attempts,
+            "preemptions": self.preemptions,
         }
 
 
@@ -86,6 +97,9 @@ class Recorder:
         self.wasted_tokens = 0.0
         self.hosted_dollars = 0.0
         self.hosted_requests = 0
+        self.duplicates = 0
+        self.retries = 0
+        self.preemptions = 0
         self.recent: deque[tuple[float, float]] = deque()
         self.series = Series(ready={p: [] for p in pools}, warming={p: [] for p in pools})
 
@@ -103,26 +117,46 @@ class Recorder:
         hosted: bool,
         dollars: float,
     ) -> None:
-        """A request finished (locally or hosted)."""
+        """A request attempt finished (locally or hosted); a duplicate is paid, never counted."""
         self.recent.append((end_s, ttft))
         if not job.accounted:
             return
-        if self.outcome[job.index] != -1:
-            raise RuntimeError(f"request {job.index} finished twice")
-        self.outcome[job.index] = USEFUL if useful else LATE
-        self.ttft[job.index] = ttft
-        self.itl[job.index] = itl
-        if useful:
-            self.useful += job.output_tokens
-        else:
-            self.wasted_tokens += job.output_tokens
         if hosted:
             self.hosted_dollars += dollars
+        if job.duplicate:
+            self.duplicates += 1
+            self.wasted_tokens += job.output_tokens
+            return
+        if self.outcome[job.index] != -1:
+            raise RuntimeError(f"request {job.index} finished twice")
+        tokens = float(job.output_tokens)
+        kept = (tokens if useful else 0.0) if job.useful_tokens < 0 else job.useful_tokens
+        self.outcome[job.index] = USEFUL if useful and kept >= tokens else LATE
+        self.ttft[job.index] = ttft
+        self.itl[job.index] = itl
+        self.useful += kept
+        self.wasted_tokens += tokens - kept
+        if hosted:
             self.hosted_requests += 1
 
+    def abandoned(self, job: Job, produced: int, dollars: float, final: bool) -> None:
+        """The client gave up on an attempt: its tokens are wasted, its cost stays."""
+        if not job.accounted:
+            return
+        self.wasted_tokens += produced
+        self.hosted_dollars += dollars
+        if job.duplicate:
+            self.duplicates += 1
+        elif final:
+            if self.outcome[job.index] != -1:
+                raise RuntimeError(f"request {job.index} ended twice")
+            self.outcome[job.index] = ABANDONED
+        else:
+            self.retries += 1
+
     def failed(self, job: Job, now: float) -> None:
-        """A request was refused or never finished."""
-        if job.accounted:
+        """A request was refused or never finished (a duplicate attempt only wastes)."""
+        if job.accounted and not job.duplicate:
             if self.outcome[job.index] != -1:
                 raise RuntimeError(f"request {job.index} ended twice")
             self.outcome[job.index] = FAILED
@@ -175,7 +209,7 @@ class Recorder:
         missing = int(np.sum(self.outcome == -1))
         if missing:
             raise RuntimeError(f"{missing} requests disappeared (conservation broken)")
-        served = self.outcome != FAILED
+        served = (self.outcome == USEFUL) | (self.outcome == LATE)
         cost = CostSummary(
             gpu_dollars_by_pool=self.gpu_dollars(replicas, scenario, self.end_s),
             hosted_dollars=self.hosted_dollars,
@@ -194,6 +228,10 @@ class Recorder:
             ttft_p95_s=_pct(self.ttft[served], 95),
             itl_p95_s=_pct(self.itl[served], 95),
             series=self.series,
+            abandoned_requests=int(np.sum(self.outcome == ABANDONED)),
+            duplicate_attempts=self.duplicates,
+            retried_attempts=self.retries,
+            preemptions=sum(r.preemptions for r in replicas),
         )
 
 

@@ -1,10 +1,14 @@
 """The discrete-event simulator: one trace, one scenario, one policy.
 
 Requests arrive from the trace, go through the same admission function the
-live router calls, and run on replicas (weir.sim.replica) or the hosted
-endpoint (weir.sim.hosted). Replicas take their pool's cold start to become
-ready; spot replicas are interrupted at seeded random times after their
-notice; the policy runs every control period on delayed, windowed metrics.
+live router calls, and run on replicas (weir.sim.replica, timed by the
+engine's own physics, weir.sim.engine, at `RunConfig.engine_speed` times its
+profile) or the hosted endpoint (weir.sim.hosted). Replicas take their
+pool's cold start to become ready; spot replicas are interrupted at seeded
+random times, or as a real spot trace says (weir.sim.spot), after their
+notice; clients may abandon, retry or send duplicates (weir.sim.stresses);
+tokens are judged by the rule the router uses (weir.planner.usefulness); the
+policy runs every control period on delayed, windowed metrics.
 Events live in one heap; arrivals are merged from the sorted trace. The run
 starts `preroll_s` early on a copy of the trace's opening so every policy
 reaches its own steady state; nothing before trace time 0 is accounted.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
@@ -23,28 +28,43 @@ from typing import cast
 
 from weir.api.profile import EngineProfile
 from weir.planner.admission import HostedLoad, ReplicaLoad, RequestShape, admit
-from weir.planner.capacity import model_for
-from weir.planner.economics import is_useful
+from weir.planner.economics import hosted_dollars
 from weir.planner.types import PoolObservation, SpillPolicy
+from weir.planner.usefulness import Usefulness, judge_tokens, late_in_chunk
+from weir.sim.calibrate import engine_for
+from weir.sim.clients import Clients, next_attempt
+from weir.sim.engine import REPLICA_SPEED_SIGMA
 from weir.sim.hosted import BLOCK_TOKENS, HostedSim
 from weir.sim.policy import Decision, FleetMetrics, Observation, Policy, local_only
 from weir.sim.recorder import Recorder, RunResult
 from weir.sim.replica import Job, Replica
 from weir.sim.scenario import Scenario
+from weir.sim.spot import SpotRisk
 from weir.sim.telemetry import Telemetry
 from weir.sim.traces import Request
 
-_WAKE, _READY, _NOTICE, _KILL, _TICK = range(5)
+_WAKE, _READY, _NOTICE, _KILL, _TICK, _GIVE_UP, _RESEND, _RETRY, _RECLAIM = range(9)
 _SHARE_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Knobs of one run that are not part of the scenario."""
+    """Knobs of one run that are not part of the scenario.
+
+    `engine_speed` runs every simulated engine at that multiple of its
+    profile's speed (0.8: steps take 1.25 times as long) while the planner and
+    the peers still read the profile as published: robustness to a wrong
+    profile, measured by changing only the truth.
+    """
 
     seed: int = 0
     preroll_s: float = 900.0
     drain_limit_s: float = 1800.0
+    engine_speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.engine_speed) or self.engine_speed <= 0:
+            raise ValueError(f"engine_speed must be finite and > 0, got {self.engine_speed}")
 
 
 class Simulation:
@@ -62,7 +82,8 @@ class Simulation:
         self.policy = policy
         self.config = config
         self.rng = random.Random(config.seed)
-        self.params = {pool: model_for(profiles[pool]).params for pool in scenario.pools}
+        self.speed_rng = random.Random(config.seed * 15_485_863 + 5)
+        self.engines = {pool: engine_for(profiles[pool]) for pool in scenario.pools}
         self.pool_names = [b.pool for b in scenario.deployment.pools]
         self.heap: list[tuple[float, int, int, object]] = []
         self.seq = itertools.count()
@@ -71,7 +92,13 @@ class Simulation:
         self.rid = itertools.count()
         self.waiting: deque[Job] = deque()
         hosted_rng = random.Random(config.seed * 7919 + 1)
-        self.hosted = HostedSim(scenario.hosted, hosted_rng) if scenario.hosted else None
+        stress = scenario.stresses
+        self.hosted = (
+            HostedSim(scenario.hosted, hosted_rng, stress.hosted_prefill_tokens_per_second)
+            if scenario.hosted
+            else None
+        )
+        self.clients = Clients(stress, random.Random(config.seed * 104_729 + 3))
         self.dispatches: deque[tuple[float, bool, float]] = deque()
         self.hosted_recent = 0
         self.hosted_dollars_recent = 0.0
@@ -85,6 +112,8 @@ class Simulation:
         self.recorder = Recorder(self.pool_names, len(trace), self.accounting_start, self.trace_end)
         self.cache: OrderedDict[int, None] = OrderedDict()
         self.cache_blocks = scenario.prefix_cache_tokens // BLOCK_TOKENS
+        horizon = self.trace_end + config.drain_limit_s
+        self.spot = SpotRisk(scenario, random.Random(config.seed * 31 + 7), horizon)
 
     def _jobs(self, trace: Sequence[Request]) -> list[tuple[Request, float, bool, int]]:
         pre = self.config.preroll_s
@@ -105,6 +134,9 @@ class Simulation:
             for _ in range(count):
                 self._start_replica(pool, 0.0, ready=True)
         self.push(0.0, _TICK, None)
+        for at, pool, fraction in self.spot.pool_reclaims():
+            notice = self.scenario.pools[pool].interruption_notice_seconds
+            self.push(max(0.0, at - notice), _RECLAIM, (pool, fraction, at))
         arrivals = iter(self.jobs)
         upcoming = next(arrivals, None)
         while True:
@@ -133,6 +165,14 @@ class Simulation:
             self._on_notice(cast(tuple[Replica, float], payload), at)
         elif kind == _KILL:
             self._on_kill(cast(Replica, payload), at)
+        elif kind == _GIVE_UP:
+            self._on_give_up(*cast(tuple[Job, int, str], payload), at)
+        elif kind == _RESEND:
+            self._on_resend(*cast(tuple[Job, int], payload), at)
+        elif kind == _RETRY:
+            self._send(cast(Job, payload), at)
+        elif kind == _RECLAIM:
+            self._on_reclaim(*cast(tuple[str, float, float], payload), at)
 
     # -- requests ---------------------------------------------------------------------------
     def _arrive(self, request: Request, at: float, accounted: bool, index: int) -> None:
@@ -149,7 +189,16 @@ class Simulation:
         )
         if accounted:
             self.recorder.demand(job)
+        self._send(job, at)
+
+    def _send(self, job: Job, at: float) -> None:
+        """An attempt reaches the router: the client starts its timers."""
         self.telemetry.arrival(at, job.input_tokens, job.prefill_tokens, job.output_tokens)
+        for timer in self.clients.timers(job, at):
+            if timer.kind == "resend":
+                self.push(timer.at_s, _RESEND, (job, job.attempt))
+            else:
+                self.push(timer.at_s, _GIVE_UP, (job, job.attempt, timer.kind))
         self._route(job, at)
 
     def _fleet_cache(self, request: Request) -> int:
@@ -228,11 +277,81 @@ class Simulation:
         self._note_dispatch(now, True, dollars)
         self.telemetry.hosted_sent(now, job.input_tokens, cached)
         first = now + ttft
+        end = first + itl * (job.output_tokens - 1)
+        job.ended = True
+        job.first_token_s = first
+        if first > job.give_up_s or end > job.timeout_s:
+            quit_s = min(job.give_up_s if first > job.give_up_s else math.inf, job.timeout_s)
+            produced = (
+                0 if quit_s < first else min(job.output_tokens, 1 + int((quit_s - first) / itl))
+            )
+            spec = self.scenario.hosted
+            assert spec is not None
+            self._abandon(
+                job,
+                produced,
+                hosted_dollars(spec, job.input_tokens, cached, produced),
+                quit_s,
+                False,
+            )
+            return
         total_ttft = first - job.arrival_s
-        useful = is_useful(total_ttft, itl, self._slo_ttft, self._slo_itl)
+        late = late_in_chunk(itl, 1, self._slo_itl) * max(job.output_tokens - 1, 0)
+        verdict = self._judge(job, total_ttft, itl, late)
         self.recorder.completed(
-            job, first + itl * (job.output_tokens - 1), total_ttft, itl, useful, True, dollars
+            job, end, total_ttft, itl, verdict.reason == "useful", True, dollars
         )
+
+    def _judge(self, job: Job, ttft: float, itl: float, late: float) -> Usefulness:
+        """The shared usefulness rule; puts the useful token count on the job."""
+        verdict = judge_tokens(
+            completed="completed",
+            duplicate=job.duplicate,
+            output_tokens=job.output_tokens,
+            ttft_s=ttft,
+            mean_itl_s=itl,
+            late_tokens=late,
+            ttft_target_s=self._slo_ttft,
+            itl_target_s=self._slo_itl,
+            rule=self.scenario.stresses.itl_rule,
+        )
+        job.useful_tokens = verdict.useful_tokens
+        return verdict
+
+    # -- clients --------------------------------------------------------------------------
+    def _on_give_up(self, job: Job, attempt: int, why: str, now: float) -> None:
+        if job.ended or job.attempt != attempt:
+            return
+        if why == "give_up" and 0 <= job.first_token_s <= now:
+            return
+        produced = 0
+        host = job.host
+        if isinstance(host, Replica):
+            produced = host.cancel(job, now)
+            self._reschedule(host, now)
+            self._maybe_end_draining(host, now)
+        elif job in self.waiting:
+            self.waiting.remove(job)
+        else:
+            return
+        self._abandon(job, produced, 0.0, now, True)
+        self._drain_waiting(now)
+
+    def _abandon(self, job: Job, produced: int, dollars: float, now: float, local: bool) -> None:
+        """The client left: its tokens are wasted, its cost stays; it may try again."""
+        job.ended = True
+        if local and produced:
+            self.telemetry.local_tokens(now, produced, 0.0)
+        backoff = self.clients.retries(job)
+        self.recorder.abandoned(job, produced, dollars, final=backoff is None)
+        if backoff is not None:
+            self.push(now + backoff, _RETRY, next_attempt(job, now + backoff))
+
+    def _on_resend(self, job: Job, attempt: int, now: float) -> None:
+        """A naive retry timer fired: the same request again, the first one not cancelled."""
+        if job.ended or job.attempt != attempt or 0 <= job.first_token_s <= now:
+            return
+        self._send(next_attempt(job, now, duplicate=True), now)
 
     @property
     def _slo_ttft(self) -> float:
@@ -257,31 +376,47 @@ class Simulation:
 
     def _on_wake(self, replica: Replica, now: float) -> None:
         for job in replica.process(now):
+            job.ended = True
             ttft = job.first_token_s - job.arrival_s
             decode_s = now - job.prefill_done_s
             itl = decode_s / (job.output_tokens - 1) if job.output_tokens > 1 else 0.0
-            useful = is_useful(ttft, itl, self._slo_ttft, self._slo_itl)
-            end = now + replica.params.ttft_base_s
+            verdict = self._judge(job, ttft, itl, job.late_tokens)
+            end = now + replica.first_token_overhead_s
+            useful = verdict.reason == "useful"
             self.recorder.completed(job, end, ttft, itl, useful, False, 0.0)
-            self.telemetry.local_done(now, job.output_tokens, useful)
+            self.telemetry.local_tokens(now, job.output_tokens, verdict.useful_tokens)
         self._reschedule(replica, now)
+        self._maybe_end_draining(replica, now)
+        self._drain_waiting(now)
+
+    def _maybe_end_draining(self, replica: Replica, now: float) -> None:
         if replica.state == "draining" and replica.in_flight == 0 and replica.interrupt_s is None:
             self._end_replica(replica, now)
-        self._drain_waiting(now)
 
     def _start_replica(self, pool: str, now: float, ready: bool) -> None:
         spec = self.scenario.pools[pool]
+        start = now if ready else self.spot.launch_at(pool, now)
         cold = 0.0 if ready else spec.cold_start_seconds
-        replica = Replica(next(self.rid), pool, self.params[pool], now, now + cold)
+        slowdown = math.exp(self.speed_rng.gauss(0.0, REPLICA_SPEED_SIGMA))
+        replica = Replica(
+            next(self.rid),
+            pool,
+            self.engines[pool],
+            start,
+            start + cold,
+            itl_bound_s=self._slo_itl,
+            slowdown=slowdown / self.config.engine_speed,
+        )
         self.replicas.append(replica)
         self.all_replicas.append(replica)
         if ready:
             replica.state = "ready"
-        else:
-            self.push(now + cold, _READY, replica)
-        rate = spec.interruptions_per_hour / 3600.0
-        if spec.capacity_type == "spot" and rate > 0:
-            at = now + self.rng.expovariate(rate)
+        elif math.isfinite(start):
+            self.push(start + cold, _READY, replica)
+        if not math.isfinite(start):
+            return
+        at = self.spot.interruption_s(pool, start)
+        if at is not None:
             self.push(max(now, at - spec.interruption_notice_seconds), _NOTICE, (replica, at))
 
     def _on_ready(self, replica: Replica, now: float) -> None:
@@ -306,7 +441,20 @@ class Simulation:
         for job, produced in evicted:
             self.recorder.wasted(job, produced)
             job.retries += 1
+            job.produced = 0
+            job.late_tokens = 0.0
+            job.first_token_s = job.prefill_done_s = -1.0
             self._route(job, now)
+
+    def _on_reclaim(self, pool: str, fraction: float, at: float, now: float) -> None:
+        """A correlated reclaim from a multi-node trace: the notice reaches its share."""
+        live = [
+            r
+            for r in self.replicas
+            if r.pool == pool and r.ended_s is None and r.interrupt_s is None
+        ]
+        for replica in self.spot.chosen(live, fraction):
+            self._on_notice((replica, at), now)
 
     def _end_replica(self, replica: Replica, now: float) -> None:
         replica.ended_s = now

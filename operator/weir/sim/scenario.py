@@ -23,6 +23,7 @@ from weir.api import (
 )
 from weir.api._base import load_yaml_model
 from weir.planner.types import PlanningSpec
+from weir.sim.stresses import Stresses
 
 
 class TelemetrySettings(Resource):
@@ -56,6 +57,10 @@ class Scenario(Resource):
             "as if the router were prefix-aware; one LRU of 512-token blocks."
         ),
     )
+    stresses: Stresses = Field(
+        default_factory=Stresses,
+        description="Abandonment, retries, per-token ITL, hosted prompt TTFT, spot traces.",
+    )
     on_demand_pool: str = Field(
         min_length=1, description="Pool used by --target-peak-replicas and the static baselines."
     )
@@ -82,8 +87,17 @@ class Scenario(Resource):
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read a scenario file with errors that name the field."""
-    return load_yaml_model(path, Scenario, "scenario", SpecError)
+    """Read a scenario file with errors that name the field.
+
+    Spot trace paths are relative to the scenario file, so a scenario names
+    the shared data the way its folder sees it.
+    """
+    scenario = load_yaml_model(path, Scenario, "scenario", SpecError)
+    ref = scenario.stresses.spot_trace
+    if ref is None:
+        return scenario
+    stresses = scenario.stresses.model_copy(update={"spot_trace": ref.resolved(path.parent)})
+    return scenario.model_copy(update={"stresses": stresses})
 
 
 def load_scenario_profiles(scenario: Scenario, directory: Path) -> dict[str, EngineProfile]:

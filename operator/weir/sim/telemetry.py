@@ -57,8 +57,13 @@ class Telemetry:
 
     def local_done(self, now: float, output_tokens: int, useful: bool) -> None:
         """A replica finished a request (the router counts useful and late tokens)."""
+        self.local_tokens(now, output_tokens, output_tokens if useful else 0)
+
+    def local_tokens(self, now: float, output_tokens: float, useful_tokens: float) -> None:
+        """Tokens a replica streamed for one attempt, of which `useful_tokens` were useful
+        (a request judged per token, an abandoned or duplicate attempt)."""
         slot = self.local[self._slot(now)]
-        slot[0] += output_tokens if useful else 0
+        slot[0] += useful_tokens
         slot[1] += output_tokens
 
     def _local_tokens(self, end: float) -> tuple[float, float]:
@@ -105,6 +110,7 @@ class Telemetry:
             local_output_tokens=local_tokens,
             local_useful_tokens=local_useful,
             prefill_histogram=tuple(histogram) if requests else (),
+            present=True,
         )
         return MetricsSnapshot(
             taken_at_s=max(0.0, end),
