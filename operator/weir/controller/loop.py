@@ -239,6 +239,7 @@ def step(
         applied=ctx.applied,
         references=references,
         status=status,
+        spec=spec,
     )
     if outcome.result is not None:
         router = outcome.result.observed.get(("Deployment", router_name(name)), {})

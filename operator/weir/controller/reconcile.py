@@ -134,19 +134,22 @@ def reconcile(
     applied: dict[str, str] | None = None,
     references: References | None = None,
     status: InferenceDeploymentStatus | None = None,
+    spec: InferenceDeploymentSpec | None = None,
 ) -> Outcome:
     """Apply the children of one InferenceDeployment and say what its status should be.
 
     With `applied` (owner UID -> digest of the children last applied), an unchanged
     desired set is not re-applied; only the engine Deployments' status is read. The
     control loop passes it and forces a full apply now and then; event handlers do
-    not pass it, so an edit by hand is always put back.
+    not pass it, so an edit by hand is always put back. The control loop also passes
+    the spec and status it already parsed (once per step).
     """
     meta = body["metadata"]
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     current = status if status is not None else read_status(body)
     try:
-        spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
+        if spec is None:
+            spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
         inputs = _inputs(
             cluster, owner, spec, current, settings, replicas, router_policy, references
         )
