@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from weir.metrics.snapshot import DeploymentMetrics, Histogram, Key, MetricsSnapshot
 from weir.metrics.templates import HISTOGRAM_NAMES, QUERY_NAMES, SPLIT_NAMES, QueryTemplates
@@ -150,7 +151,12 @@ class PrometheusSource:
         self.templates = templates or QueryTemplates()
         self.window_s = window_s
         self._timeout = max(1, round(timeout_s))
-        self._client = PrometheusConnect(url=url, disable_ssl=True, timeout=self._timeout)
+        # One quick retry at most: a cycle that waits out a long backoff delays every
+        # deployment's step (they share the snapshot); the next cycle asks again anyway.
+        retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
+        self._client = PrometheusConnect(
+            url=url, disable_ssl=True, timeout=self._timeout, retry=retry
+        )
 
     def _query(self, query: str) -> list[dict[str, Any]]:
         """One instant query's result, which must be a vector (a list of series objects)."""
