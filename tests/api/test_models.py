@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
@@ -13,7 +15,11 @@ from weir.api import (
     InferenceDeploymentSpec,
     PoolBinding,
     SpecError,
+    describe_validation_error,
 )
+from weir.api.deployment import Precision
+from weir.api.resources import validate_resource
+from weir.engines.launch import Precision as LaunchPrecision
 from weir.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +111,92 @@ def test_scenario_error_names_the_field(tmp_path: Path) -> None:
     bad.write_text(text.replace("dollarsPerGpuHour: 2.00", "dollarsPerGpuHour: -2"))
     with pytest.raises(SpecError, match=r"pools\.spot\.dollarsPerGpuHour"):
         load_scenario(bad)
+
+
+POOL = {"gpuType": "H100", "gpusPerReplica": 1, "dollarsPerGpuHour": 3.9, "coldStartSeconds": 300}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}, "tolerations.0"),
+        ({"tolerations": [{"key": "bad key"}]}, "tolerations.0.key"),
+        ({"nodeSelector": {"weir.dev/pool": "x" * 64}}, "nodeSelector.weir.dev/pool"),
+        ({"nodeSelector": {"bad key": "x"}}, "nodeSelector.bad key.[key]"),
+        ({"gpusPerReplica": "2"}, "gpusPerReplica"),
+        ({"coldStartSeconds": float("inf")}, "coldStartSeconds"),
+        ({"maxGpus": 10**12}, "maxGpus"),
+    ],
+)
+def test_pool_strings_and_numbers_are_bounded(change: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CapacityPoolSpec.model_validate({**POOL, **change})
+    assert f"  {field}: " in describe_validation_error("pool", caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("model", "name"), "has space", "model.name"),
+        (("model", "name"), "/models/../etc", "model.name"),
+        (("model", "engineImage"), "nvcr.io/nvidia/tensorrt-llm", "model.engineImage"),
+        (("model", "precision"), "fp4", "model.precision"),
+        (("model", "tensorParallel"), 16, "model.tensorParallel"),
+        (("cost", "budgetDollarsPerHour"), 1e18, "cost.budgetDollarsPerHour"),
+        (("pools", 0, "pool"), "A" * 70, "pools.0.pool"),
+        (("hosted", "endpoint"), "Api", "hosted.endpoint"),
+    ],
+)
+def test_deployment_refuses_nonsense_naming_the_field(
+    path: tuple, value: object, field: str
+) -> None:
+    import copy
+
+    raw = copy.deepcopy(DEPLOYMENT)
+    target: Any = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValidationError, match=re.escape(field)):
+        InferenceDeploymentSpec.model_validate(raw)
+
+
+def test_a_deployment_nothing_could_serve_is_refused() -> None:
+    zero = {**DEPLOYMENT, "pools": [{"pool": "od", "maxReplicas": 0}]}
+    with pytest.raises(ValidationError, match="every pool has maxReplicas 0"):
+        InferenceDeploymentSpec.model_validate({k: v for k, v in zero.items() if k != "hosted"})
+    InferenceDeploymentSpec.model_validate(zero)  # hosted-only is a choice
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "ok"),
+    [
+        ("InferenceDeployment", "llama-8b", True),
+        ("InferenceDeployment", "8b-llama", False),  # the router Service needs a letter first
+        ("InferenceDeployment", "x" * 64, False),
+        ("CapacityPool", "h100-spot", True),
+        ("CapacityPool", "h100.spot", False),
+        ("HostedEndpoint", "Hosted", False),
+    ],
+)
+def test_object_names_are_checked_where_children_derive_from_them(
+    kind: str, name: str, ok: bool
+) -> None:
+    spec = {"InferenceDeployment": DEPLOYMENT, "CapacityPool": POOL}.get(kind)
+    body = {"kind": kind, "metadata": {"name": name}, "spec": spec}
+    if kind == "HostedEndpoint":
+        prices = ("Input", "CachedInput", "Output")
+        body["spec"] = {
+            **{f"dollarsPerMillion{p}Tokens": 1 for p in prices},
+            "requestsPerMinute": 10,
+            "latency": {"ttftP50Seconds": 1, "ttftP95Seconds": 1, "itlSeconds": 0.1},
+        }
+    if ok:
+        validate_resource(body)
+    else:
+        with pytest.raises(SpecError, match=r"metadata\.name"):
+            validate_resource(body)
+
+
+def test_api_precisions_are_what_the_engine_serves() -> None:
+    assert get_args(Precision) == get_args(LaunchPrecision)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.k8srules import object_problems, restricted_problems
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
 from weir.controller.children import (
     Inputs,
@@ -103,3 +104,46 @@ def test_missing_references_touch_nothing_and_say_what_is_missing():
 def test_long_names_stay_valid_and_distinct():
     a, b = dns_name("x" * 70, "spot"), dns_name("x" * 70, "od")
     assert len(a) <= 63 and len(b) <= 63 and a != b
+
+
+def pods(objs: dict[tuple[str, str], dict]) -> dict[str, dict]:
+    return {
+        name: obj["spec"]["template"]["spec"]
+        for (kind, name), obj in objs.items()
+        if kind == "Deployment"
+    }
+
+
+def test_every_child_pod_meets_pod_security_restricted_with_a_read_only_root():
+    found = pods(children())
+    assert set(found) == {"llama-8b-h100-on-demand", "llama-8b-h100-spot", "llama-8b-router"}
+    for name, pod in found.items():
+        assert restricted_problems(pod, name) == []
+        assert pod["securityContext"]["runAsUser"] != 0
+        written = {m["mountPath"] for c in pod["containers"] for m in c["volumeMounts"]}
+        assert "/tmp" in written  # the read-only root leaves /tmp to an emptyDir
+    engine = found["llama-8b-h100-spot"]["containers"][0]
+    env = {e["name"]: e["value"] for e in engine["env"] if "value" in e}
+    mounts = {m["mountPath"] for m in engine["volumeMounts"] if not m.get("readOnly")}
+    assert env["HOME"] in mounts  # TensorRT-LLM's JIT and compile caches land in ~/.cache
+    assert env["HF_HOME"].startswith("/tmp/")
+
+
+def test_the_checker_sees_a_pod_that_breaks_restricted():
+    pod = pods(children())["llama-8b-router"]
+    loose = {**pod, "containers": [{**pod["containers"][0], "securityContext": {}}]}
+    problems = restricted_problems({**loose, "securityContext": {}, "hostNetwork": True})
+    assert any("runAsNonRoot" in p for p in problems)
+    assert any("allowPrivilegeEscalation" in p for p in problems)
+    assert any("hostNetwork" in p for p in problems)
+
+
+def test_every_child_is_one_the_api_server_accepts_even_with_long_names():
+    for objs in (children(), children(owner=Owner("l" * 63, "serving", "uid-1"))):
+        for obj in objs.values():
+            assert object_problems(obj) == [], obj["metadata"]["name"]
+
+
+def test_a_name_the_router_service_cannot_carry_is_refused():
+    with pytest.raises(InvalidReferenceError, match=r"metadata\.name"):
+        children(owner=Owner("9-lives", "serving", "uid-1"))

@@ -209,3 +209,106 @@ def test_api_server_and_models_agree_on_what_is_valid(crds_installed, mutation, 
         model_accepts = False
     server_accepts, message = server_dry_run(crds_installed, body)
     assert model_accepts == server_accepts, f"{body['kind']} {path}={value!r}: {message}"
+
+
+def spec_schema(kind: str) -> dict[str, Any]:
+    definition = next(d for d in DEFINITIONS if d.kind == kind)
+    root = crd_manifest(definition)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root
+
+
+def unbounded(node: Any, path: str = "spec") -> list[str]:
+    """Leaves of a schema the API server would take at any size."""
+    if not isinstance(node, dict):
+        return []
+    kind = node.get("type")
+    found = []
+    if kind == "string" and "enum" not in node and "maxLength" not in node:
+        found.append(f"{path}: string without maxLength")
+    if kind in ("number", "integer") and "maximum" not in node:
+        found.append(f"{path}: number without maximum")
+    if kind == "array" and "maxItems" not in node:
+        found.append(f"{path}: array without maxItems")
+    if kind == "object" and "additionalProperties" in node and "maxProperties" not in node:
+        found.append(f"{path}: map without maxProperties")
+    for name, sub in node.get("properties", {}).items():
+        found += unbounded(sub, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        found += unbounded(node.get(key), f"{path}.{key}")
+    return found
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=lambda d: d.kind)
+def test_every_spec_field_is_bounded_in_the_schema(definition):
+    assert unbounded({"properties": {"a": {"type": "string"}}}) == [
+        "spec.a: string without maxLength"
+    ]
+    assert unbounded(spec_schema(definition.kind)["properties"]["spec"]) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "bounds"),
+    [
+        ("InferenceDeployment", ("model", "name"), {"maxLength": 256, "pattern": ...}),
+        ("InferenceDeployment", ("model", "engineImage"), {"maxLength": 512, "pattern": ...}),
+        ("InferenceDeployment", ("model", "precision"), {"enum": ...}),
+        ("InferenceDeployment", ("model", "tensorParallel"), {"maximum": 8}),
+        ("InferenceDeployment", ("cost", "budgetDollarsPerHour"), {"maximum": 1_000_000}),
+        ("InferenceDeployment", ("pools", "items", "pool"), {"maxLength": 63, "pattern": ...}),
+        ("InferenceDeployment", ("hosted", "endpoint"), {"maxLength": 63, "pattern": ...}),
+        ("InferenceDeployment", ("pools",), {"maxItems": 16}),
+        ("CapacityPool", ("gpuType",), {"maxLength": 63, "pattern": ...}),
+        ("CapacityPool", ("maxGpus",), {"maximum": 1_000_000}),
+        ("CapacityPool", ("nodeSelector",), {"maxProperties": 32}),
+        ("CapacityPool", ("nodeSelector", "additionalProperties"), {"maxLength": 63}),
+        ("CapacityPool", ("tolerations", "items", "key"), {"maxLength": 317, "pattern": ...}),
+        ("CapacityPool", ("tolerations", "items", "value"), {"maxLength": 63, "pattern": ...}),
+        ("HostedEndpoint", ("model",), {"maxLength": 256, "pattern": ...}),
+        ("HostedEndpoint", ("requestsPerMinute",), {"maximum": 1_000_000}),
+        ("HostedEndpoint", ("secretRef", "name"), {"maxLength": 253, "pattern": ...}),
+        ("HostedEndpoint", ("secretRef", "key"), {"maxLength": 253, "pattern": ...}),
+    ],
+)
+def test_schema_carries_the_bounds(kind, path, bounds):
+    node = spec_schema(kind)["properties"]["spec"]
+    for step in path:
+        node = node[step] if step in ("items", "additionalProperties") else node["properties"][step]
+    for key, value in bounds.items():
+        assert key in node, f"{kind} {'.'.join(path)} lacks {key}"
+        if value is not ...:
+            assert node[key] == value
+
+
+def rules(node: dict[str, Any]) -> list[str]:
+    return [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+
+
+def test_names_map_keys_and_cross_field_rules_are_cel():
+    for definition in DEFINITIONS:
+        (rule,) = rules(spec_schema(definition.kind))
+        assert "self.metadata.name.size() <= 63" in rule and "matches(" in rule
+    pool = spec_schema("CapacityPool")["properties"]["spec"]["properties"]
+    (keys,) = rules(pool["nodeSelector"])
+    assert keys.startswith("self.all(k, ") and "size(k) <= 317" in keys
+    assert "self.operator != 'Exists'" in rules(pool["tolerations"]["items"])[0]
+    deployment = spec_schema("InferenceDeployment")["properties"]["spec"]
+    assert any("self.pools.exists(p, p.maxReplicas > 0)" in r for r in rules(deployment))
+
+
+def test_patterns_read_the_same_in_pydantic_and_the_schema():
+    """The schema's pattern is the model's: what one refuses, so does the other."""
+    import re
+
+    node = spec_schema("CapacityPool")["properties"]["spec"]["properties"]["tolerations"]
+    pattern = node["items"]["properties"]["key"]["pattern"]
+    for key, ok in [("weir.dev/pool", True), ("a b", False), ("x" * 64, False), ("-a", False)]:
+        assert (re.fullmatch(pattern[1:-1], key) is not None and len(key) <= 317) == ok
+        raw = {"gpuType": "H100", "gpusPerReplica": 1, "dollarsPerGpuHour": 1.0,
+               "coldStartSeconds": 1, "tolerations": [{"key": key}]}  # fmt: skip
+        try:
+            definition = next(d for d in DEFINITIONS if d.kind == "CapacityPool")
+            definition.spec_model.model_validate(raw)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == ok

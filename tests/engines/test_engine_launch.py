@@ -101,7 +101,7 @@ def test_deployment_pod_template() -> None:
     assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
     assert volumes["llm-api-options"]["configMap"]["name"] == "llama-llm-api-options"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"dshm": "/dev/shm", "llm-api-options": "/etc/trtllm"}
+    assert mounts == {"dshm": "/dev/shm", "llm-api-options": "/etc/trtllm", "tmp": "/tmp", "runtime-cache": "/var/cache/trtllm"}  # noqa: E501 # fmt: skip
 
 
 def test_cache_claim_is_mounted_read_only_and_token_comes_from_secret() -> None:

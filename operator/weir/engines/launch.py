@@ -13,6 +13,13 @@ scraped). Some releases label every series `model_name="undefined"`, so PromQL
 should select engines by pod labels, not by `model_name`. The metric set
 changes between releases: probe a new pin before moving it.
 
+Engine pods meet Pod Security "restricted": non-root (the NGC image's root user
+is not needed to serve), RuntimeDefault seccomp, no privilege escalation, no
+capabilities, and a read-only root filesystem. What `trtllm-serve` writes gets
+an emptyDir: /tmp (HF_HOME, downloads when no weight cache is mounted) and a
+cache folder that HOME and XDG_CACHE_HOME point at (Triton, torch inductor and
+FlashInfer JIT caches, TensorRT-LLM's own); /dev/shm is a memory emptyDir.
+
 All functions are pure: typed inputs in, plain dicts (valid Kubernetes JSON) out.
 """
 
@@ -34,6 +41,9 @@ OPTIONS_FILE = "extra-llm-api-options.yaml"
 OPTIONS_DIR = "/etc/trtllm"
 MODEL_MOUNT = "/models"
 CACHE_MODEL_DIR = "model"  # the fill Job writes the weights to /models/model
+ENGINE_UID = 1000  # any non-root uid: the image's files are world-readable
+TMP_DIR = "/tmp"
+RUNTIME_CACHE_DIR = "/var/cache/trtllm"  # HOME: JIT and compile caches land in ~/.cache
 
 Precision = Literal["bf16", "fp16", "fp8", "nvfp4", "int4_awq"]
 
@@ -168,6 +178,31 @@ def _label_value(value: str) -> str:
     return cleaned.strip("-_.") or "unknown"
 
 
+def pod_security_context(uid: int) -> dict[str, Any]:
+    """Pod Security "restricted" at the pod: non-root, RuntimeDefault seccomp.
+
+    fsGroup makes the mounted volumes (emptyDirs, a weight cache) writable or
+    readable by `uid` whatever the image's own user is.
+    """
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Pod Security "restricted" at the container, and a read-only root filesystem."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def _probe(period_s: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": HEALTH_PATH, "port": "http"},
@@ -189,10 +224,16 @@ def engine_container(
     mounts = [
         {"name": "dshm", "mountPath": "/dev/shm"},
         {"name": "llm-api-options", "mountPath": OPTIONS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": TMP_DIR},
+        {"name": "runtime-cache", "mountPath": RUNTIME_CACHE_DIR},
     ]
     if model_path is not None:
         mounts.append({"name": "model-cache", "mountPath": MODEL_MOUNT, "readOnly": True})
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": "/tmp/hf-home"}]
+    env: list[dict[str, Any]] = [
+        {"name": "HF_HOME", "value": f"{TMP_DIR}/hf-home"},
+        {"name": "HOME", "value": RUNTIME_CACHE_DIR},
+        {"name": "XDG_CACHE_HOME", "value": f"{RUNTIME_CACHE_DIR}/.cache"},
+    ]
     if hf_token is not None and model_path is None:
         env.append(hf_token.env("HF_TOKEN"))
     return {
@@ -214,6 +255,7 @@ def engine_container(
         "readinessProbe": _probe(5, 3),
         "livenessProbe": _probe(15, 4),
         "volumeMounts": mounts,
+        "securityContext": container_security_context(),
     }
 
 
@@ -230,6 +272,8 @@ def engine_pod_spec(
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": placement.shm_size}},
         {"name": "llm-api-options", "configMap": {"name": options_configmap_name}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "runtime-cache", "emptyDir": {}},
     ]
     if cache_claim is not None:
         volumes.append(
@@ -245,6 +289,7 @@ def engine_pod_spec(
         "volumes": volumes,
         "terminationGracePeriodSeconds": placement.termination_grace_s,
         "enableServiceLinks": False,
+        "securityContext": pod_security_context(ENGINE_UID),
     }
     if placement.node_selector:
         spec["nodeSelector"] = dict(placement.node_selector)
