@@ -1,4 +1,5 @@
-"""The Helm chart: lint, schema, alert rules, server-side dry run and an install on the cluster."""
+"""The Helm chart: lint, schema, alert rules, RBAC modes, NetworkPolicies, Pod Security,
+server-side dry run and an install on the cluster."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.k8srules import restricted_problems
 from weir_lab.cluster.toolchain import ensure
 from weir_lab.cluster.wait import wait_for
 
@@ -47,6 +49,8 @@ def template(tools, *extra: str) -> str:
 def test_lint_strict_with_every_feature(tools):
     run(str(tools.helm), "lint", "--strict", str(CHART))
     run(str(tools.helm), "lint", "--strict", str(CHART), *ALL_ON)
+    namespaced = ["--set", "watchNamespaces={a,b}", "--set", "networkPolicy.enabled=true"]
+    run(str(tools.helm), "lint", "--strict", str(CHART), *ALL_ON, *namespaced)
 
 
 @pytest.mark.parametrize(
@@ -127,3 +131,155 @@ def test_server_side_dry_run_and_install(tools, cluster, namespace):
         assert "nvidia.com/gpu" not in (container.resources.requests or {})
     finally:
         run(*helm, "uninstall", namespace, "--namespace", namespace)
+
+
+NAMESPACED = ["--set", "watchNamespaces={team-a,team-b}"]
+POLICIES = ["--set", "networkPolicy.enabled=true"]
+
+
+def docs(tools, *extra: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(template(tools, *extra)) if d]
+
+
+def by_kind(rendered: list[dict], kind: str) -> list[dict]:
+    return [d for d in rendered if d["kind"] == kind]
+
+
+def verbs_on(rules: list[dict], resource: str) -> set[str]:
+    return {v for r in rules if resource in r["resources"] for v in r["verbs"]}
+
+
+WRITES = {"create", "patch", "update", "delete"}
+
+
+def test_cluster_mode_is_one_cluster_role(tools):
+    rendered = docs(tools)
+    (role,) = by_kind(rendered, "ClusterRole")
+    assert verbs_on(role["rules"], "deployments") >= WRITES
+    assert by_kind(rendered, "Role") == [] and by_kind(rendered, "NetworkPolicy") == []
+    assert [p["kind"] for p in by_kind(rendered, "ClusterKopfPeering")] == ["ClusterKopfPeering"]
+
+
+def test_namespaced_mode_writes_only_in_the_watched_namespaces(tools):
+    rendered = docs(tools, *NAMESPACED)
+    (cluster,) = by_kind(rendered, "ClusterRole")
+    for resource in ("deployments", "configmaps", "serviceaccounts", "roles", "rolebindings"):
+        assert verbs_on(cluster["rules"], resource) == set(), resource
+    assert verbs_on(cluster["rules"], "pods") == {"get", "list", "watch"}
+    writable = {res for r in cluster["rules"] if set(r["verbs"]) & WRITES for res in r["resources"]}
+    assert writable == {"capacitypools", "clusterkopfpeerings"}  # cluster-scoped, weir's own
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(rendered, "Role")}
+    assert set(roles) == {"team-a", "team-b"}
+    for role in roles.values():
+        assert verbs_on(role["rules"], "deployments") >= WRITES
+        assert verbs_on(role["rules"], "rolebindings") >= WRITES
+        assert verbs_on(role["rules"], "endpointslices") == {"get", "list", "watch"}
+    bindings = by_kind(rendered, "RoleBinding")
+    assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", "team-b"}
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "weir",
+        }
+        assert binding["subjects"][0]["namespace"] == "weir-system"
+    (operator,) = by_kind(rendered, "Deployment")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    peerings = by_kind(rendered, "KopfPeering")
+    assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
+    assert by_kind(rendered, "ClusterKopfPeering") == []
+
+
+def ingress_peers(policy: dict) -> list[tuple[tuple[int, ...], list[dict] | None]]:
+    return [
+        (tuple(p["port"] for p in rule.get("ports", [])), rule.get("from"))
+        for rule in policy["spec"]["ingress"]
+    ]
+
+
+def test_network_policy_routers_open_to_clients_engines_to_routers_and_prometheus(tools):
+    rendered = docs(tools, *NAMESPACED, *POLICIES)
+    policies = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): p
+        for p in by_kind(rendered, "NetworkPolicy")
+    }
+    assert set(policies) == {
+        ("weir-system", "weir-operator"),
+        *((ns, f"weir-{what}") for ns in ("team-a", "team-b") for what in ("engines", "routers")),
+    }
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    engines = policies[("team-a", "weir-engines")]
+    assert engines["spec"]["podSelector"]["matchLabels"]["weir.dev/component"] == "engine"
+    assert engines["spec"]["policyTypes"] == ["Ingress"]
+    ((ports, peers),) = ingress_peers(engines)
+    assert ports == (8000,)
+    assert peers == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/managed-by": "weir",
+                    "weir.dev/component": "router",
+                }
+            }
+        },
+        prometheus,
+    ]
+    routers = policies[("team-b", "weir-routers")]
+    assert routers["spec"]["podSelector"]["matchLabels"]["weir.dev/component"] == "router"
+    assert ingress_peers(routers) == [((8080,), None), ((), [prometheus])]  # None: any client
+    ((ports, peers),) = ingress_peers(policies[("weir-system", "weir-operator")])
+    assert ports == (9464,) and peers == [prometheus]
+
+
+def test_network_policy_clients_narrow_the_routers(tools):
+    clients = [
+        "--set-json",
+        'networkPolicy.clients=[{"namespaceSelector":{"matchLabels":{"a":"b"}}}]',
+    ]
+    rendered = docs(tools, *NAMESPACED, *POLICIES, *clients)
+    routers = next(
+        p for p in by_kind(rendered, "NetworkPolicy") if p["metadata"]["name"] == "weir-routers"
+    )
+    assert ingress_peers(routers)[0] == (
+        (8080,),
+        [{"namespaceSelector": {"matchLabels": {"a": "b"}}}],
+    )
+
+
+def test_network_policy_without_namespaces_says_what_it_needs(tools):
+    done = run(
+        str(tools.helm),
+        "template",
+        "weir",
+        str(CHART),
+        "--kube-version",
+        "1.34.4",
+        *POLICIES,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "networkPolicy.namespaces" in done.stderr
+
+
+def test_schema_refuses_a_namespace_that_is_no_dns_label(tools):
+    done = run(
+        str(tools.helm),
+        "lint",
+        "--strict",
+        str(CHART),
+        "--set",
+        "watchNamespaces={Team_A}",
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "watchNamespaces" in done.stdout + done.stderr
+
+
+def test_rendered_pods_meet_pod_security_restricted(tools):
+    for extra in ([], NAMESPACED):
+        (operator,) = by_kind(docs(tools, *extra), "Deployment")
+        assert restricted_problems(operator["spec"]["template"]["spec"], "operator") == []
