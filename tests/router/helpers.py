@@ -25,6 +25,7 @@ from weir.router.upstream import Upstream
 from weir_lab.standin import RunningStandin, StandinSettings, started_standin
 
 MODEL = "test/tiny-model"
+LOOPBACK = frozenset({"127.0.0.1"})
 PROFILE = Path(__file__).parents[1] / "engines" / "data" / "small-profile.yaml"
 
 
@@ -69,6 +70,14 @@ def local_endpoints(*urls: str, pool: str = "on-demand") -> list[Endpoint]:
     return [Endpoint(id=u, url=u, pool=pool) for u in urls]
 
 
+def router_settings(**fields: Any) -> RouterSettings:
+    """Settings of a test router: open to any client, plain-http hosted on loopback allowed."""
+    fields.setdefault("allow_insecure_hosted", LOOPBACK)
+    if "client_tokens" not in fields:
+        fields.setdefault("allow_anonymous", True)
+    return RouterSettings(model_name=MODEL, **fields)
+
+
 @contextlib.asynccontextmanager
 async def router(
     endpoints: list[Endpoint],
@@ -80,9 +89,7 @@ async def router(
     key_file: Path | None = None,
 ) -> AsyncIterator[tuple[RunningRouter, StaticDiscovery]]:
     discovery = StaticDiscovery(endpoints)
-    live = build_router(
-        settings or RouterSettings(model_name=MODEL), policy or RouterPolicy(), upstream
-    )
+    live = build_router(settings or router_settings(), policy or RouterPolicy(), upstream)
     pf = PolicyFile(policy_file) if policy_file is not None else None
     async with started_router(live, discovery, policy_file=pf, key_file=key_file) as running:
         yield running, discovery
@@ -109,8 +116,12 @@ def sse_events(raw: bytes) -> list[Any]:
     return out
 
 
-async def scrape(client: httpx.AsyncClient, base: str) -> str:
-    return (await client.get(base + "/metrics")).text
+async def scrape(client: httpx.AsyncClient, rt: RunningRouter) -> str:
+    """The router's metrics, from its metrics port."""
+    assert rt.metrics_url is not None
+    resp = await client.get(rt.metrics_url + "/metrics")
+    assert resp.status_code == 200
+    return resp.text
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:

@@ -44,7 +44,7 @@ POLICY = RouterPolicy.model_validate(
         "slo": {"ttftSeconds": 0.5, "itlSeconds": 0.05},
     }
 )
-SMALL = Request(prefill_tokens=10, prompt_bound=50, max_tokens=16)
+SMALL = Request(prefill_tokens=10, prompt_bound=50, max_tokens=16, hosted_input_bound=50)
 
 
 def test_least_loaded_local_first_then_hosted() -> None:
@@ -81,7 +81,7 @@ def test_ttft_guard_never_turns_a_slow_replica_into_a_refusal() -> None:
 def test_long_prompt_goes_hosted_and_breaker_blocks_it() -> None:
     clock = Clock()
     spill, _ = _spill(POLICY, clock)
-    long_prompt = Request(prefill_tokens=5000, prompt_bound=20000, max_tokens=16)
+    long_prompt = Request(5000, 20000, 16, hosted_input_bound=20000)
     assert spill.decide(long_prompt, exclude=None, allow_hosted=True).reason == "long_prompt"
     spill.breaker.failure(clock.now)  # opens (threshold 1)
     blocked = spill.decide(long_prompt, exclude=None, allow_hosted=True)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from weir_lab.bench.router import bench_router
 
 
-def test_bench_router_smoke(tmp_path: Path) -> None:
+def test_bench_router_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the bench's router runs open, without a metrics listener (the variables its flags read)
+    monkeypatch.setenv("WEIR_ROUTER_ALLOW_ANONYMOUS", "1")
+    monkeypatch.setenv("WEIR_ROUTER_METRICS_PORT", "0")
     result = CliRunner().invoke(
         bench_router,
         [

@@ -38,7 +38,7 @@ async def test_stream_byte_exact_when_usage_asked(client_kind: str) -> None:
         direct = await client.post(up.url + "/v1/chat/completions", json=body)
         async with router(local_endpoints(up.url), upstream=_client(client_kind)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=body)
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert via.status_code == 200
     assert via.headers["x-weir-backend"] == "local"
     assert via.content == direct.content
@@ -58,7 +58,7 @@ async def test_stream_usage_chunk_stripped_when_not_asked() -> None:
         with_usage = (await client.post(up.url + "/v1/chat/completions", json=asked)).content
         async with router(local_endpoints(up.url)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=plain)
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     # the router asked upstream for usage, then cut exactly that event out
     assert json.loads(up.stats.bodies[-1])["stream_options"] == {"include_usage": True}
     assert via.content == with_usage.replace(usage_event(10, 16), b"")
@@ -73,7 +73,7 @@ async def test_non_streaming_byte_exact(client_kind: str) -> None:
         direct = await client.post(up.url + "/v1/chat/completions", json=body)
         async with router(local_endpoints(up.url), upstream=_client(client_kind)) as (rt, _):
             via = await client.post(rt.url + "/v1/chat/completions", json=body)
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert via.status_code == 200
     assert via.content == direct.content
     assert via.headers["content-type"] == "application/json"
@@ -94,7 +94,7 @@ async def test_emulated_engine_chat_and_completions() -> None:
             rt.url + "/v1/completions", json={"prompt": "abc", "max_tokens": 3, "stream": True}
         )
         models = (await client.get(rt.url + "/v1/models")).json()
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     events = sse_events(chat_resp.content)
     assert events[-1] == "[DONE]"
     assert all(e == "[DONE]" or e["usage"] is None for e in events)
@@ -113,7 +113,7 @@ async def test_lost_usage_falls_back_to_counting_events() -> None:
         via = await client.post(
             rt.url + "/v1/chat/completions", json=chat(max_tokens=16, stream=True)
         )
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     events = sse_events(via.content)
     assert "error" in events[-1]  # the stream ends with an error event, not [DONE]
     assert len([e for e in events if isinstance(e, dict) and e.get("choices")]) == 6
@@ -149,6 +149,6 @@ async def test_slow_client_gets_every_byte() -> None:
                     await asyncio.sleep(0.3)  # a slow reader: the socket buffers fill up
                 parts.append(part)
             await resp.aclose()
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert b"".join(parts) == direct.content
     assert metric(text, "weir_router_tokens_total", kind="output") == 100_000

@@ -16,11 +16,12 @@ from router.helpers import (
     local_endpoints,
     metric,
     router,
+    router_settings,
     scrape,
     standin,
     wait_until,
 )
-from weir.router.config import RouterPolicy, RouterSettings, read_secret, read_tokens
+from weir.router.config import RouterPolicy, read_secret, read_tokens
 from weir.router.errors import ConfigError
 
 KEY = "sk-test-SECRET-7f3a9c"
@@ -40,7 +41,7 @@ def _spill_all(url: str) -> RouterPolicy:
 
 
 async def test_breaker_opens_and_recovers() -> None:
-    settings = RouterSettings(model_name=MODEL, breaker_failures=2, breaker_open_s=0.3)
+    settings = router_settings(breaker_failures=2, breaker_open_s=0.3)
     async with (
         standin(fail_status=503) as hosted,
         httpx.AsyncClient(timeout=10) as client,
@@ -49,7 +50,7 @@ async def test_breaker_opens_and_recovers() -> None:
         failed = [await client.post(rt.url + "/v1/chat/completions", json=chat()) for _ in "ab"]
         opened = await client.post(rt.url + "/v1/chat/completions", json=chat())
         assert hosted.stats.requests == 2  # the open breaker kept the third away
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
         hosted.settings.fail_status = None  # the endpoint recovers
         breaker = rt.router.spill.breaker
         await wait_until(lambda: breaker.state(rt.router.clock()) == "half_open", "half-open")
@@ -78,7 +79,7 @@ async def test_client_disconnect_cancels_upstream() -> None:
         await resp.aclose()  # the client goes away mid-stream
         await wait_until(lambda: local.stats.disconnected == 1, "upstream cancelled")
         await wait_until(lambda: rt.router.backends.by_id[local.url].in_flight == 0, "slot freed")
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert local.stats.completed == 0
     assert metric(text, "weir_router_requests_total", outcome="cancelled") == 1
     assert metric(text, "weir_router_tokens_total", usefulness="useful") == 0
@@ -88,9 +89,7 @@ async def test_client_disconnect_cancels_upstream() -> None:
 async def test_malformed_oversized_and_unauthenticated_requests(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("# clients\ngood-token\n")
-    settings = RouterSettings(
-        model_name=MODEL, max_body_bytes=2048, client_tokens=read_tokens(tokens)
-    )
+    settings = router_settings(max_body_bytes=2048, client_tokens=read_tokens(tokens))
     auth = {"Authorization": "Bearer good-token"}
     async with (
         standin() as local,
@@ -106,7 +105,7 @@ async def test_malformed_oversized_and_unauthenticated_requests(tmp_path: Path) 
         huge = await client.post(url, json=chat("x" * 5000), headers=auth)
         ok = await client.post(url, json=chat(), headers=auth)
         models = await client.get(rt.url + "/v1/models")
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert anonymous.status_code == wrong.status_code == models.status_code == 401
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]["message"]
     assert no_messages.status_code == 400 and "messages" in no_messages.json()["error"]["message"]
@@ -120,27 +119,27 @@ async def test_malformed_oversized_and_unauthenticated_requests(tmp_path: Path) 
 
 
 async def test_first_token_timeout_answers_504() -> None:
-    settings = RouterSettings(model_name=MODEL, first_token_timeout_s=0.2)
+    settings = router_settings(first_token_timeout_s=0.2)
     async with (
         standin(ttft_s=5.0) as slow,
         httpx.AsyncClient(timeout=10) as client,
         router(local_endpoints(slow.url), settings=settings) as (rt, _),
     ):
         resp = await client.post(rt.url + "/v1/chat/completions", json=chat(stream=True))
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert resp.status_code == 504
     assert metric(text, "weir_router_requests_total", outcome="timeout") == 1
 
 
 async def test_idle_timeout_mid_stream_ends_with_an_error_event() -> None:
-    settings = RouterSettings(model_name=MODEL, idle_timeout_s=0.2)
+    settings = router_settings(idle_timeout_s=0.2)
     async with (
         standin(stall_after=3) as stalled,
         httpx.AsyncClient(timeout=10) as client,
         router(local_endpoints(stalled.url), settings=settings) as (rt, _),
     ):
         resp = await client.post(rt.url + "/v1/chat/completions", json=chat(stream=True))
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
         await wait_until(lambda: stalled.stats.disconnected == 1, "the stalled upstream dropped")
     assert resp.status_code == 200  # the head was out before the stall
     last = resp.content.rstrip().rsplit(b"\n\n", 1)[-1]
@@ -160,7 +159,7 @@ async def test_duplicates_count_as_waste() -> None:
             resp = await client.post(url, json=chat(max_tokens=4), headers={"Idempotency-Key": key})
             assert resp.status_code == 200
         await client.post(url, json=chat(max_tokens=4), headers={"X-Request-Id": "b"})
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert metric(text, "weir_router_duplicate_requests_total") == 2
     assert metric(text, "weir_router_wasted_tokens_total", reason="duplicate") == 8
     assert metric(text, "weir_router_tokens_total", kind="output", usefulness="useful") == 8
@@ -171,8 +170,8 @@ async def test_hosted_key_never_leaks(
 ) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text(KEY + "\n")
-    settings = RouterSettings(
-        model_name=MODEL, hosted_key=read_secret(key_file, "hosted API key"), breaker_failures=1
+    settings = router_settings(
+        hosted_key=read_secret(key_file, "hosted API key"), breaker_failures=1
     )
     caplog.set_level(logging.DEBUG)
     async with (
@@ -184,7 +183,7 @@ async def test_hosted_key_never_leaks(
         hosted.server.settings = hosted.server.settings.model_copy(update={"api_key": "rotated"})
         failed = await client.post(rt.url + "/v1/chat/completions", json=chat())
         refused = await client.post(rt.url + "/v1/chat/completions", json=chat())
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert served.status_code == 200 and served.headers["x-weir-backend"] == "hosted"
     assert failed.status_code == 401 and refused.status_code in (401, 429)
     seen = [
@@ -208,7 +207,7 @@ async def test_hosted_key_never_leaks(
 async def test_rotated_hosted_key_applies_without_restart(tmp_path: Path) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text("key-one\n")
-    settings = RouterSettings(model_name=MODEL, hosted_key=read_secret(key_file, "key"))
+    settings = router_settings(hosted_key=read_secret(key_file, "key"))
     async with (
         engine(api_key="key-one", model="hosted/big-model") as hosted,
         httpx.AsyncClient(timeout=10) as client,
@@ -232,7 +231,7 @@ async def test_hosted_429_throttles_spill_for_its_retry_after() -> None:
         served = await client.post(url, json=chat())
         limited = await client.post(url, json=chat())  # the endpoint's own 429, passed on
         throttled = await client.post(url, json=chat())  # the router does not even try
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert served.status_code == 200
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     assert throttled.status_code == 429

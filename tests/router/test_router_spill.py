@@ -21,6 +21,7 @@ from router.helpers import (
 )
 from weir.router.backends import Endpoint
 from weir.router.config import RouterPolicy, dump_policy
+from weir.router.cost import hosted_input_bound
 
 
 def _policy(url: str, **extra: object) -> RouterPolicy:
@@ -57,7 +58,7 @@ async def test_spill_at_saturation_and_not_before() -> None:
             await resp.aread()
             await resp.aclose()
         after = await client.post(rt.url + "/v1/chat/completions", json=chat())
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert third.headers["x-weir-backend"] == "hosted"
     assert json.loads(hosted.stats.bodies[0])["model"] == "hosted/big-model"
     assert after.headers["x-weir-backend"] == "local"
@@ -69,8 +70,13 @@ async def test_spill_at_saturation_and_not_before() -> None:
 
 
 async def test_dollar_cap_refuses_with_retry_after() -> None:
-    # a hosted request reserves 53 prompt tokens (the byte bound) and 8 output tokens at
-    # $1000/M: $0.061; it costs $0.018 (usage: 10 + 8). The window holds $0.07: one fits.
+    # a hosted request reserves its body's byte bound plus template overhead and 8 output
+    # tokens at $1000/M; it costs $0.018 (usage: 10 + 8). The window holds one reservation
+    # and a bit: after the first settles, the second does not fit.
+    bound = hosted_input_bound(chat(), chat=True)
+    assert bound is not None
+    reserved = (bound + len("hosted/big-model") + 8) * 1000 / 1e6
+    window = reserved + 0.009
     async with (
         standin(delay_s=0.05, tokens=20) as local,
         standin() as hosted,
@@ -81,7 +87,7 @@ async def test_dollar_cap_refuses_with_retry_after() -> None:
             hosted.url,
             hosted=spec,
             concurrency_limit_by_pool={"on-demand": 1},
-            max_hosted_dollars_per_hour=4.2,  # $0.07 per 60 s window
+            max_hosted_dollars_per_hour=window * 60,  # per 60 s window
             max_waiting=0,
         )
         async with router(local_endpoints(local.url), policy) as (rt, _):
@@ -90,7 +96,7 @@ async def test_dollar_cap_refuses_with_retry_after() -> None:
             refused = await client.post(rt.url + "/v1/chat/completions", json=chat())
             await busy.aread()
             await busy.aclose()
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert spilled.headers["x-weir-backend"] == "hosted"
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
@@ -114,7 +120,7 @@ async def test_waiting_request_gets_the_freed_local_slot() -> None:
         await busy.aread()
         await busy.aclose()
         served = await waiter
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert served.status_code == 200
     assert served.headers["x-weir-backend"] == "local"
     assert metric(text, "weir_router_spill_decisions_total", route="wait") == 1
@@ -138,7 +144,7 @@ async def test_hosted_share_cap() -> None:
             two = await client.post(rt.url + "/v1/chat/completions", json=chat())
             await busy.aread()
             await busy.aclose()
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert one.headers["x-weir-backend"] == "hosted"  # share 0/1 before it
     assert two.status_code == 429  # share 1/2 = the cap
     assert metric(text, "weir_router_spill_decisions_total", reason="hosted_share_cap") == 1
@@ -203,7 +209,7 @@ async def test_policy_draining_pods_get_no_new_request(tmp_path: Path) -> None:
             ]
             body = await open_stream.aread()
             await open_stream.aclose()
-            text = await scrape(client, rt.url)
+            text = await scrape(client, rt)
     assert all(r.status_code == 200 for r in served)
     assert spot.stats.requests == 1 and ondemand.stats.requests == 4
     assert body.endswith(b"data: [DONE]\n\n")
@@ -218,7 +224,7 @@ async def test_local_failure_before_first_token_spills_to_hosted() -> None:
         router(local_endpoints(broken.url), _policy(hosted.url)) as (rt, _),
     ):
         resp = await client.post(rt.url + "/v1/chat/completions", json=chat(stream=True))
-        text = await scrape(client, rt.url)
+        text = await scrape(client, rt)
     assert resp.status_code == 200
     assert resp.headers["x-weir-backend"] == "hosted"
     assert resp.content.count(b"data: [DONE]") == 1  # one answer, not two

@@ -5,10 +5,13 @@ that alone cannot hold a hard cap, because a request's price is known only
 after its last token. So each hosted request first *reserves* its worst case
 (prompt bound x input price + max_tokens x output price) in a rolling window,
 and when it ends the reservation shrinks to what usage says it cost. Dollars
-in the window are counted at admission time and never grow afterwards, so
-the spend of any window of `window_s` seconds stays at or under
-cap x window_s / 3600, and therefore of any hour under the cap
-(property-tested in tests/router). No I/O and no clock inside: time is an
+in the window are counted at admission time, so while every bill stays
+within its reservation (what `weir.router.cost` bounds) the spend of any
+window of `window_s` seconds stays at or under cap x window_s / 3600, and
+therefore of any hour under the cap (property-tested in tests/router). A
+bill over its reservation (an upstream that ignored max_tokens) is charged
+to the window in full: the window goes over its limit once and refuses
+hosted requests until that spend has aged out. No I/O and no clock inside: time is an
 argument, as in the planner.
 """
 
@@ -95,16 +98,16 @@ class HostedBudget:
         return entry
 
     def settle(self, entry: Reservation, actual_dollars: float) -> float:
-        """The request ended: keep min(actual, reserved) in the window; returns what counts.
+        """The request ended: its real price replaces the reservation; returns what counts.
 
         An upstream that bills more than the reservation (it ignored max_tokens)
-        is charged in full to `spent_total` but cannot lift the window above
-        its limit; the caller reports the overrun.
+        is charged in full, to `spent_total` and to the window; the caller
+        reports the overrun.
         """
         if entry.settled:
             return 0.0
         entry.settled = True
-        kept = min(max(actual_dollars, 0.0), entry.dollars)
+        kept = max(actual_dollars, 0.0)
         if not entry.expired:
             self._in_window -= entry.dollars - kept
         entry.dollars = kept

@@ -5,6 +5,14 @@ of one Service per pool (`--discover-service POOL=SERVICE`). The policy is
 re-read from `--policy-file` when it changes; secrets (hosted API key,
 client tokens) are read from files so they can be mounted Secrets and
 never appear on a command line, in the environment or in logs.
+
+Safe by default (each of these flags also reads a WEIR_ROUTER_* variable,
+named in --help, so a lab can open a router without changing its
+command line): clients need a bearer token (`--client-tokens-file`;
+`--allow-anonymous` to run open), `/metrics` is on `--metrics-port`, not the
+API port (`--metrics-on-api-port` to keep it there too), and a hosted
+endpoint must be https (`--allow-insecure-hosted HOST` for a plain-http
+stand-in).
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ import logging
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
+from weir.api._base import describe_validation_error
 from weir.router.backends import Discovery, StaticDiscovery, parse_backend
 from weir.router.config import (
     PolicyFile,
@@ -24,6 +34,7 @@ from weir.router.config import (
     read_tokens,
 )
 from weir.router.errors import ConfigError
+from weir.serving import ServerLimits
 
 
 def _discovery(
@@ -100,6 +111,40 @@ def _discovery(
     default=None,
     help="File with accepted client bearer tokens, one per line.",
 )
+@click.option(
+    "--allow-anonymous",
+    is_flag=True,
+    envvar="WEIR_ROUTER_ALLOW_ANONYMOUS",
+    help="Serve clients without a bearer token (otherwise --client-tokens-file is required).",
+)
+@click.option(
+    "--allow-insecure-hosted",
+    "insecure_hosts",
+    multiple=True,
+    envvar="WEIR_ROUTER_ALLOW_INSECURE_HOSTED",
+    metavar="HOST",
+    help="Allow a plain-http hosted endpoint on HOST (name, IP or CIDR; repeatable).",
+)
+@click.option(
+    "--metrics-port",
+    envvar="WEIR_ROUTER_METRICS_PORT",
+    default=9091,
+    show_default=True,
+    type=int,
+    help="Port of /metrics (spend, caps); 0: no metrics listener.",
+)
+@click.option(
+    "--metrics-on-api-port",
+    is_flag=True,
+    envvar="WEIR_ROUTER_METRICS_ON_API_PORT",
+    help="Also serve /metrics on --port.",
+)
+@click.option("--max-header-bytes", default=32 << 10, show_default=True, type=int)
+@click.option("--header-timeout", default=10.0, show_default=True, type=float)
+@click.option("--keep-alive-timeout", default=30, show_default=True, type=int)
+@click.option("--max-connections", default=4096, show_default=True, type=int)
+@click.option("--body-timeout", default=30.0, show_default=True, type=float)
+@click.option("--max-retry-after", default=60.0, show_default=True, type=float)
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=int)
 @click.option("--connect-timeout", default=2.0, show_default=True, type=float)
 @click.option("--first-token-timeout", default=60.0, show_default=True, type=float)
@@ -121,8 +166,12 @@ def router(**opts: object) -> None:
         key_file = opts["hosted_key_file"]
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    live = build_router(settings, policy)
+    try:
+        live = build_router(settings, policy)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     _tune_gc()
+    metrics_port = int(str(opts["metrics_port"]))
     uvloop.run(
         serve(
             live,
@@ -132,6 +181,7 @@ def router(**opts: object) -> None:
             host=str(opts["host"]),
             port=int(str(opts["port"])),
             key_file=key_file if isinstance(key_file, Path) else None,
+            metrics_port=metrics_port or None,
         )
     )
 
@@ -162,19 +212,7 @@ def _load(
         path("client_tokens_file"),
         path("policy_file"),
     )
-    settings = RouterSettings(
-        model_name=str(opts["model_name"]),
-        max_body_bytes=int(str(opts["max_body_bytes"])),
-        connect_timeout_s=float(str(opts["connect_timeout"])),
-        first_token_timeout_s=float(str(opts["first_token_timeout"])),
-        idle_timeout_s=float(str(opts["idle_timeout"])),
-        breaker_failures=int(str(opts["breaker_failures"])),
-        breaker_open_s=float(str(opts["breaker_open_seconds"])),
-        dedupe_window_s=float(str(opts["dedupe_window_seconds"])),
-        budget_window_s=float(str(opts["budget_window_seconds"])),
-        hosted_key=read_secret(key_path, "hosted API key") if key_path else None,
-        client_tokens=read_tokens(tokens_path) if tokens_path else frozenset(),
-    )
+    settings = _settings(opts, key_path, tokens_path)
     policy_file = PolicyFile(policy_path) if policy_path else None
     policy = (policy_file.read_if_changed() if policy_file else None) or RouterPolicy()
     backends = opts["backends"]
@@ -190,3 +228,38 @@ def _load(
         path("kubeconfig"),
     )
     return settings, policy_file, policy, discovery
+
+
+def _settings(
+    opts: dict[str, object], key_path: Path | None, tokens_path: Path | None
+) -> RouterSettings:
+    hosts = opts["insecure_hosts"]
+    assert isinstance(hosts, tuple)
+    try:
+        limits = ServerLimits(
+            max_header_bytes=int(str(opts["max_header_bytes"])),
+            header_timeout_s=float(str(opts["header_timeout"])),
+            keep_alive_timeout_s=int(str(opts["keep_alive_timeout"])),
+            max_connections=int(str(opts["max_connections"])),
+            body_timeout_s=float(str(opts["body_timeout"])),
+        )
+        return RouterSettings(
+            allow_anonymous=bool(opts["allow_anonymous"]),
+            allow_insecure_hosted=frozenset(str(h).lower() for h in hosts),
+            metrics_on_api_port=bool(opts["metrics_on_api_port"]),
+            max_retry_after_s=float(str(opts["max_retry_after"])),
+            limits=limits,
+            model_name=str(opts["model_name"]),
+            max_body_bytes=int(str(opts["max_body_bytes"])),
+            connect_timeout_s=float(str(opts["connect_timeout"])),
+            first_token_timeout_s=float(str(opts["first_token_timeout"])),
+            idle_timeout_s=float(str(opts["idle_timeout"])),
+            breaker_failures=int(str(opts["breaker_failures"])),
+            breaker_open_s=float(str(opts["breaker_open_seconds"])),
+            dedupe_window_s=float(str(opts["dedupe_window_seconds"])),
+            budget_window_s=float(str(opts["budget_window_seconds"])),
+            hosted_key=read_secret(key_path, "hosted API key") if key_path else None,
+            client_tokens=read_tokens(tokens_path) if tokens_path else frozenset(),
+        )
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error("router settings", exc)) from exc

@@ -12,80 +12,68 @@ validate is refused and the last good one stays in force (fail static).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from weir.api._base import Resource, describe_validation_error
-from weir.api.hosted import HostedEndpointSpec
-from weir.api.slo import SLO
+from weir.api._base import describe_validation_error
+from weir.api.router import RouterPolicy
 from weir.planner.types import SpillPolicy
 from weir.router.errors import ConfigError
+from weir.serving import ServerLimits
+
+__all__ = ["PolicyFile", "RouterPolicy", "RouterSettings", "parse_policy", "spill_policy"]
 
 
-class RouterPolicy(Resource):
-    """What the planner tells the router; camelCase in the file, like the CRDs."""
-
-    concurrency_limit_by_pool: dict[str, int] = Field(
-        default_factory=dict, description="In-flight requests per replica, by pool name."
-    )
-    default_concurrency_limit: int = Field(
-        default=8, ge=0, description="Limit for replicas of a pool not listed above."
-    )
-    hosted_enabled: bool = Field(default=False, description="May overflow go to hosted?")
-    max_hosted_share: float = Field(
-        default=0.0, ge=0, le=1, description="Hosted fraction of recent requests, at most."
-    )
-    max_hosted_dollars_per_hour: float = Field(
-        default=0.0, ge=0, description="Hard cap on hosted spend, US dollars per hour."
-    )
-    max_local_prefill_tokens: float | None = Field(
-        default=None, gt=0, description="Longer prompts go hosted when allowed; none: no limit."
-    )
-    max_waiting: int = Field(
-        default=256, ge=0, description="Requests queued for a local slot; 0: answer 429 at once."
-    )
-    queue_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=600, description="Longest wait for a local slot, then 429."
-    )
-    slo: SLO = Field(
-        default_factory=lambda: SLO(ttft_seconds=1.0, itl_seconds=0.1),
-        description="TTFT and ITL targets that decide which tokens are useful.",
-    )
-    hosted: HostedEndpointSpec | None = Field(
-        default=None, description="The endpoint to spill to: URL, model name and prices."
-    )
-    hosted_default_max_tokens: int = Field(
-        default=1024,
-        ge=1,
-        description="max_tokens set on hosted requests that have none, so spend is bounded.",
-    )
-    draining_pods: list[str] = Field(
-        default_factory=list,
-        description="Pods that get no new request (spot notice); their open streams finish.",
-    )
-    ttft_guard: bool = Field(
-        default=True,
-        description="Treat a replica whose recent TTFT is over the target as full.",
+def spill_policy(policy: RouterPolicy, pools: set[str]) -> SpillPolicy:
+    """The planner's view of a policy (pools not listed get the default limit)."""
+    limits = {pool: policy.default_concurrency_limit for pool in pools}
+    limits.update(policy.concurrency_limit_by_pool)
+    return SpillPolicy(
+        concurrency_limit_by_pool=limits,
+        hosted_enabled=policy.hosted_enabled and policy.hosted is not None,
+        max_hosted_share=policy.max_hosted_share,
+        max_hosted_dollars_per_hour=policy.max_hosted_dollars_per_hour,
+        max_local_prefill_tokens=(
+            math.inf if policy.max_local_prefill_tokens is None else policy.max_local_prefill_tokens
+        ),
+        max_waiting=policy.max_waiting,
     )
 
-    def spill_policy(self, pools: set[str]) -> SpillPolicy:
-        """The planner's view of this policy (pools not listed get the default limit)."""
-        limits = {pool: self.default_concurrency_limit for pool in pools}
-        limits.update(self.concurrency_limit_by_pool)
-        return SpillPolicy(
-            concurrency_limit_by_pool=limits,
-            hosted_enabled=self.hosted_enabled and self.hosted is not None,
-            max_hosted_share=self.max_hosted_share,
-            max_hosted_dollars_per_hour=self.max_hosted_dollars_per_hour,
-            max_local_prefill_tokens=(
-                math.inf if self.max_local_prefill_tokens is None else self.max_local_prefill_tokens
-            ),
-            max_waiting=self.max_waiting,
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Is `host` named in `allowed` (host names, IP addresses or CIDR networks)?"""
+    if host.lower() in allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in allowed:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def check_hosted_transport(policy: RouterPolicy, allowed: frozenset[str], source: str) -> None:
+    """Refuse a policy whose hosted endpoint would get the API key over plain http.
+
+    https is the rule; http only to a host the router was started with
+    (`--allow-insecure-hosted`), e.g. a stand-in on loopback in tests.
+    """
+    host = policy.hosted.insecure_host() if policy.hosted is not None else None
+    if host is not None and not host_allowed(host, allowed):
+        raise ConfigError(
+            f"{source}: hosted.baseUrl: must be https:// (plain http to {host} is allowed "
+            f"only with --allow-insecure-hosted {host})"
         )
 
 
@@ -157,8 +145,41 @@ class RouterSettings(BaseModel):
         le=3600,
         description="Hosted $ in any window this long stay under cap x window / 1 h.",
     )
+    max_retry_after_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Longest hosted Retry-After honoured, s (longer ones are clamped).",
+    )
+    max_dedupe_keys: int = Field(
+        default=100_000, ge=0, le=10_000_000, description="Idempotency keys kept (16 B each)."
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Serve clients without a bearer token (no --client-tokens-file needed).",
+    )
+    allow_insecure_hosted: frozenset[str] = Field(
+        default=frozenset(),
+        description="Hosts (names, IPs or CIDRs) the hosted endpoint may be plain http on.",
+    )
+    metrics_on_api_port: bool = Field(
+        default=False,
+        description="Also serve /metrics on the API port (spend and caps: off by default).",
+    )
+    limits: ServerLimits = Field(
+        default_factory=ServerLimits, description="Header, timeout and connection bounds."
+    )
     hosted_key: str | None = Field(default=None, repr=False, exclude=True)
     client_tokens: frozenset[str] = Field(default=frozenset(), repr=False, exclude=True)
+
+    @model_validator(mode="after")
+    def _auth_chosen(self) -> RouterSettings:
+        if not self.client_tokens and not self.allow_anonymous:
+            raise ValueError(
+                "client tokens are required: give --client-tokens-file, or --allow-anonymous "
+                "to serve any client"
+            )
+        return self
 
     def __repr__(self) -> str:  # secrets never appear, whatever pydantic does
         return f"RouterSettings(model_name={self.model_name!r}, ...)"

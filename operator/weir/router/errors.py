@@ -8,6 +8,8 @@ occur instead of leaking through the hot path.
 
 from __future__ import annotations
 
+from weir.router.retry import header_value
+
 
 class RouterError(Exception):
     """Base class of every error raised by `weir.router`."""
@@ -43,6 +45,13 @@ class NotFoundError(ClientRequestError):
     outcome = "not_found"
 
 
+class RequestTimeoutError(ClientRequestError):
+    """The client did not send its whole body in time (408; the connection is closed)."""
+
+    status = 408
+    outcome = "bad_request"
+
+
 class MethodNotAllowedError(ClientRequestError):
     """The route exists but not for this method (405)."""
 
@@ -69,7 +78,7 @@ class RetryLaterError(RouterError):
         self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.499)))}
+        return {"Retry-After": header_value(self.retry_after_s)}
 
 
 class OverloadedError(RetryLaterError):
@@ -101,17 +110,41 @@ class UpstreamTimeoutError(UpstreamError):
     status = 504
 
 
-class UpstreamStatusError(UpstreamError):
-    """The upstream answered with an error status; its body is passed on."""
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    503: "service_unavailable",
+}
 
-    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an error status: the client gets that status and type.
+
+    Its body is never passed on: an endpoint may echo the request (with the
+    hosted API key) into its error message. The router's own message names
+    the status; the upstream's error `type` is kept when it is a short
+    identifier, else derived from the status. Retry-After is kept, clamped.
+    """
+
+    def __init__(
+        self, status: int, upstream_type: str | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"upstream answered HTTP {status}")
-        self.status = status
-        self.body = body
-        self.upstream_headers = headers
+        self.status = status if 400 <= status <= 599 else 502
+        self.error_type = upstream_type or _STATUS_TYPES.get(
+            self.status, "upstream_error" if self.status >= 500 else "invalid_request_error"
+        )
+        self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:
-        return self.upstream_headers
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": header_value(self.retry_after_s)}
 
 
 class ConfigError(RouterError):

@@ -6,12 +6,22 @@ elsewhere (another replica or the hosted endpoint) without the client
 seeing two answers; after that, a failure ends the client's stream. The
 first-token timeout spans connect, head and first event; the idle timeout
 (the upstream client's read timeout) spans each later gap.
+
+Nothing an upstream says reaches the client unless it is the answer itself:
+of its headers only the content type and cache control pass (a hosted
+provider's organisation, request ids, rate-limit state and cookies stay
+here); an error status becomes the router's own error object (an endpoint
+may echo the request, API key included, into its error body); a 200 whose
+body is not a completion, or a stream that carries an error event, is an
+upstream failure like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +29,12 @@ from typing import Any
 from starlette.types import Send
 
 from weir.router.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
+from weir.router.retry import retry_after_s
 from weir.router.sse import StreamScanner, Usage, parse_usage
 from weir.router.upstream import Headers, Upstream, UpstreamResponse
 
-_HOP = frozenset(
-    (b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server")
-)
+_PASSED = frozenset((b"content-type", b"cache-control"))
+_ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MAX_ERROR_BODY = 64 << 10
 _MAX_JSON_BODY = 64 << 20
 
@@ -49,11 +59,34 @@ class Attempt:
     counted_tokens: int = 0
     completed: bool = False
     response_started: bool = False
+    refused: bool = False
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 def _pass_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in headers if k.lower() not in _HOP]
+    return [(k, v) for k, v in headers if k.lower() in _PASSED]
+
+
+def _status_error(status: int, body: bytes, headers: Headers, max_retry_s: float) -> UpstreamError:
+    """The router's own error for an upstream's error answer (status, type, Retry-After)."""
+    upstream_type: str | None = None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        value = parsed["error"].get("type")
+        if isinstance(value, str) and _ERROR_TYPE.fullmatch(value):
+            upstream_type = value
+    retry: float | None = None
+    if status in (429, 503):
+        raw = next((v for k, v in headers if k.lower() == b"retry-after"), None)
+        retry = retry_after_s(
+            raw.decode("latin-1") if raw is not None else None,
+            now_epoch_s=time.time(),
+            max_s=max_retry_s,
+        )
+    return UpstreamStatusError(status, upstream_type, retry)
 
 
 async def _start(send: Send, attempt: Attempt, status: int, headers: Headers) -> None:
@@ -79,6 +112,7 @@ async def forward(
     first_token_timeout_s: float,
     clock: Callable[[], float],
     attempt: Attempt,
+    max_retry_after_s: float = 60.0,
 ) -> None:
     """Run one attempt to its end; raises UpstreamError subclasses on failure."""
     try:
@@ -87,7 +121,8 @@ async def forward(
             try:
                 if resp.status != 200:
                     error = await resp.read(_MAX_ERROR_BODY)
-                    raise UpstreamStatusError(resp.status, error, dict(_decode(resp.headers)))
+                    attempt.refused = True  # an error answer: nothing generated, nothing billed
+                    raise _status_error(resp.status, error, resp.headers, max_retry_after_s)
                 if stream:
                     await _stream(
                         resp,
@@ -126,6 +161,8 @@ async def _stream(
         chunks = resp.chunks()
         async for chunk in chunks:
             out = scanner.feed(chunk, clock())
+            if scanner.failed:
+                raise UpstreamError("upstream stream carried an error event")
             if not out:
                 continue
             if not attempt.response_started:
@@ -137,6 +174,8 @@ async def _stream(
                 await chunks.aclose()  # type: ignore[attr-defined]
                 await _splice(resp, client, scanner, clock)
                 break
+        if scanner.failed:
+            raise UpstreamError("upstream stream carried an error event")
     finally:
         attempt.first_token_at = scanner.first_token_at
         attempt.last_token_at = scanner.last_token_at
@@ -175,13 +214,17 @@ async def _splice(
     transport, flow = cycle.transport, cycle.flow
 
     def sink(data: bytes) -> bool:
+        if scanner.failed:
+            return False
         out = scanner.feed(data, clock())
         if out and not cycle.disconnected:
             transport.write(b"%x\r\n%s\r\n" % (len(out), out))
-        return not flow.write_paused
+        return not flow.write_paused and not scanner.failed
 
     pump = resp.pump  # type: ignore[attr-defined]
     while not await pump(sink):
+        if scanner.failed:
+            return
         await flow.drain()  # the client is slower than the upstream: wait, then go on
 
 
@@ -189,11 +232,14 @@ async def _whole(
     data: bytes, headers: Headers, send: Send, clock: Callable[[], float], attempt: Attempt
 ) -> None:
     now = clock()
-    attempt.first_token_at = attempt.last_token_at = now
     try:
-        attempt.usage = parse_usage(json.loads(data))
-    except ValueError:
-        attempt.usage = None
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict) or "error" in parsed or "choices" not in parsed:
+        raise UpstreamError("upstream answered 200 without a completion")
+    attempt.first_token_at = attempt.last_token_at = now
+    attempt.usage = parse_usage(parsed)
     attempt.response_started = attempt.exchange.response_started = True
     out = _pass_headers(headers) + attempt.extra_headers
     out.append((b"content-length", b"%d" % len(data)))
@@ -201,8 +247,3 @@ async def _whole(
     attempt.exchange.response_done = True
     await send({"type": "http.response.body", "body": data, "more_body": False})
     attempt.completed = True
-
-
-def _decode(headers: Headers) -> list[tuple[str, str]]:
-    """The upstream headers an error answer passes on (Retry-After only)."""
-    return [("Retry-After", v.decode("latin-1")) for k, v in headers if k.lower() == b"retry-after"]

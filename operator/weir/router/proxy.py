@@ -7,27 +7,39 @@ for a local slot, or 429), forwarded, and judged for useful tokens when it
 ends, however it ends. A client that goes away cancels the request: a small
 watcher on the ASGI `receive` channel cancels the handler, which closes the
 upstream response (the engine then frees its slot). Errors of the router's
-own tree become OpenAI-style JSON answers here, at the boundary.
+own tree become OpenAI-style JSON answers here, at the boundary; anything
+else (a bug) becomes a 500 JSON answer with no detail, logged here.
+
+Clients need a bearer token unless the router runs open
+(`allow_anonymous`); `/metrics` (spend and caps) is served on its own port
+(`metrics_app`), on the API port only when asked. Idempotency keys are
+scoped to the client that sent them (`dedupe`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from weir.router.accounting import DuplicateTracker, Outcome, judge
+from weir.router.accounting import Outcome, Verdict, judge
 from weir.router.backends import BackendSet
 from weir.router.breaker import CircuitBreaker
-from weir.router.config import RouterPolicy, RouterSettings
+from weir.router.budget import Reservation
+from weir.router.config import RouterPolicy, RouterSettings, check_hosted_transport
+from weir.router.cost import MAX_CHOICES, choices, hosted_input_bound
+from weir.router.dedupe import MAX_KEY_BYTES, DuplicateKeys
 from weir.router.errors import (
+    ClientRequestError,
     MethodNotAllowedError,
     NoBackendError,
     NotFoundError,
     OverloadedError,
+    RequestTimeoutError,
     RouterError,
     UnauthorizedError,
     UpstreamError,
@@ -38,16 +50,19 @@ from weir.router.metrics import RouterMetrics
 from weir.router.request import ClientRequest, parse_request, read_body
 from weir.router.spill import Decision, Request, Spill
 from weir.router.upstream import Headers, Upstream
+from weir.serving import error_json
 
 log = logging.getLogger("weir.router")
 
 _JSON = [(b"content-type", b"application/json")]
 _LOCAL_HEADERS: Headers = [(b"content-type", b"application/json")]
+_HOSTED_HEADERS: Headers = [*_LOCAL_HEADERS, (b"accept-encoding", b"identity")]
 _GENERATE = {"/v1/chat/completions": True, "/v1/completions": False}
+_CLOSE = [(b"connection", b"close")]
 
 
 def _error_body(message: str, error_type: str, status: int) -> bytes:
-    return json.dumps({"error": {"message": message, "type": error_type, "code": status}}).encode()
+    return error_json(status, message, error_type)
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
@@ -82,7 +97,8 @@ class Router:
             share_window_s=settings.share_window_s,
             budget_window_s=settings.budget_window_s,
         )
-        self.dupes = DuplicateTracker(settings.dedupe_window_s)
+        self.dupes = DuplicateKeys(settings.dedupe_window_s, settings.max_dedupe_keys)
+        check_hosted_transport(policy, settings.allow_insecure_hosted, "policy")
         self.backends.mark_draining(frozenset(policy.draining_pods))
         self.policy_loaded = True
         model = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "weir"}
@@ -105,6 +121,8 @@ class Router:
         return self.spill.policy
 
     def set_policy(self, policy: RouterPolicy) -> None:
+        """A new plan; ConfigError (and the old one stays) if its hosted URL is not allowed."""
+        check_hosted_transport(policy, self.settings.allow_insecure_hosted, "policy")
         self.spill.set_policy(policy)
         self.backends.mark_draining(frozenset(policy.draining_pods))
 
@@ -128,26 +146,32 @@ class Router:
                 await _answer(send, 200, b'{"status":"ok"}')
             elif path == "/readyz":
                 await self._ready(send)
-            elif path == "/metrics":
-                await self._metrics(send)
+            elif path == "/metrics" and self.settings.metrics_on_api_port:
+                await self.serve_metrics(send)
             else:
                 raise NotFoundError(f"no route {path}")
         except RouterError as exc:
-            if isinstance(exc, UpstreamStatusError):
-                body = exc.body
-            else:
-                body = _error_body(str(exc), exc.error_type, exc.status)
+            body = _error_body(str(exc), exc.error_type, exc.status)
             if not isinstance(exc, UpstreamError):  # upstream failures are counted per attempt
                 self.metrics.refused(exc.outcome)
             headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()]
+            if isinstance(exc, RequestTimeoutError):
+                headers += _CLOSE  # the rest of the body would read as the next request
             await _answer(send, exc.status, body, headers)
+        except Exception:
+            log.exception("unexpected error serving %s %s", method, path[:200])
+            self.metrics.refused("error")
+            with contextlib.suppress(RuntimeError):  # the head may be out already
+                await _answer(send, 500, _error_body("internal error", "internal_error", 500))
 
-    def _authorize(self, scope: Scope) -> None:
-        if not self._tokens:
-            return
+    def _authorize(self, scope: Scope) -> bytes:
+        """The client's dedupe scope (its token, or its address when open), or 401."""
         for name, value in scope["headers"]:
             if name == b"authorization" and value in self._tokens:
-                return
+                return bytes(value)
+        if self.settings.allow_anonymous:
+            client = scope.get("client")
+            return client[0].encode() if client else b"-"
         raise UnauthorizedError("missing or unknown bearer token (Authorization: Bearer ...)")
 
     async def _ready(self, send: Send) -> None:
@@ -158,7 +182,8 @@ class Router:
         else:
             await _answer(send, 503, b'{"status":"no replica ready and no hosted endpoint"}')
 
-    async def _metrics(self, send: Send) -> None:
+    async def serve_metrics(self, send: Send) -> None:
+        """The Prometheus text (the metrics port's one route)."""
         routable, draining = self.backends.counts()
         m = self.metrics
         m.replicas.labels("ready").set(routable)
@@ -173,7 +198,7 @@ class Router:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _generate(self, scope: Scope, receive: Receive, send: Send, *, chat: bool) -> None:
-        self._authorize(scope)
+        client = self._authorize(scope)
         key: bytes | None = None
         length: bytes | None = None
         for name, value in scope["headers"]:
@@ -181,10 +206,15 @@ class Router:
                 length = value
             elif name in (b"idempotency-key", b"x-request-id") and key is None:
                 key = value
-        body = await read_body(receive, length, self.settings.max_body_bytes)
+        if key is not None and len(key) > MAX_KEY_BYTES:
+            raise ClientRequestError(f"Idempotency-Key / X-Request-Id over {MAX_KEY_BYTES} bytes")
+        settings = self.settings
+        body = await read_body(
+            receive, length, settings.max_body_bytes, settings.limits.body_timeout_s
+        )
         request = parse_request(body, chat=chat)
         started = self.clock()
-        duplicate = self.dupes.seen_before(key.decode("latin-1") if key else None, started)
+        duplicate = self.dupes.seen_before(client, key, started)
         if duplicate:
             self.metrics.duplicates.inc()
         task = asyncio.current_task()
@@ -223,7 +253,7 @@ class Router:
         duplicate: bool,
     ) -> None:
         """Admit and forward; retry once elsewhere if an upstream fails before its first token."""
-        shape = Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
+        shape = self._shape(request)
         exclude: str | None = None
         allow_hosted = True
         failure: UpstreamError | None = None
@@ -275,7 +305,7 @@ class Router:
             body = request.hosted_body(
                 policy.hosted.model, spill.hosted_max_tokens(Request(0, 0, request.max_tokens))
             )
-            headers = [*_LOCAL_HEADERS, *self._hosted_auth]
+            headers = [*_HOSTED_HEADERS, *self._hosted_auth]
         else:
             assert decision.backend is not None
             self.backends.acquire(decision.backend)
@@ -299,6 +329,7 @@ class Router:
                 first_token_timeout_s=self.settings.first_token_timeout_s,
                 clock=self.clock,
                 attempt=attempt,
+                max_retry_after_s=self.settings.max_retry_after_s,
             )
             outcome = "completed"
         except asyncio.CancelledError:
@@ -314,10 +345,25 @@ class Router:
         if hosted:
             spill.breaker.success()
 
+    def _shape(self, request: ClientRequest) -> Request:
+        """What admission needs; the hosted price bound only when hosted may be used."""
+        policy = self.policy
+        bound = None
+        if policy.hosted_enabled and policy.hosted is not None:
+            n = choices(request.parsed)
+            if n > MAX_CHOICES:
+                raise ClientRequestError(f"'n' and 'best_of' must be at most {MAX_CHOICES}")
+            try:
+                bound = hosted_input_bound(request.parsed, chat=request.chat)
+            except (ValueError, RecursionError):
+                bound = None  # cannot be re-encoded: it will not go hosted
+        else:
+            n = 1
+        return Request(request.prefill_estimate, request.prompt_bound, request.max_tokens, n, bound)
+
     def _hosted_failed(self, exc: UpstreamError) -> None:
         if isinstance(exc, UpstreamStatusError) and exc.status == 429:
-            retry = exc.upstream_headers.get("Retry-After", "1")
-            self.spill.throttle(float(retry) if retry.isdigit() else 1.0)
+            self.spill.throttle(exc.retry_after_s or 1.0)
         elif not _client_error(exc):
             self.spill.breaker.failure(self.clock())
 
@@ -351,13 +397,26 @@ class Router:
         )
         self.metrics.finished(backend_label, verdict)
         if decision.reservation is not None:
+            self._charge(decision.reservation, verdict, attempt)
+
+    def _charge(self, reservation: Reservation, verdict: Verdict, attempt: Attempt) -> None:
+        """Settle a hosted reservation at what the request cost, or may have cost.
+
+        With the provider's usage, its price (an overrun is charged in full);
+        after an error status, nothing; otherwise (a cut stream, a timeout,
+        a cancel: the provider may have billed) the whole reservation.
+        """
+        reserved = reservation.dollars
+        if attempt.usage is not None and attempt.usage.reported:
             price = self.spill.hosted_price(
                 verdict.input_tokens, verdict.cached_tokens, verdict.output_tokens
             )
-            kept = self.spill.budget.settle(decision.reservation, price)
-            if price > kept:
-                log.warning("hosted request cost $%.6f, over its reservation $%.6f", price, kept)
-            self.metrics.spend.inc(price)
+        else:
+            price = 0.0 if attempt.refused else reserved
+        self.spill.budget.settle(reservation, price)
+        if price > reserved:
+            log.warning("hosted request cost $%.6f, over its reservation $%.6f", price, reserved)
+        self.metrics.spend.inc(price)
 
 
 _GETS = frozenset(("/v1/models", "/healthz", "/readyz", "/metrics"))

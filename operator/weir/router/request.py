@@ -4,11 +4,19 @@ The client's body is parsed once (admission needs the prompt size, stream
 flag and max_tokens) but forwarded to a local replica as the same bytes
 whenever possible: asking for `stream_options.include_usage` is a byte
 splice before the final brace, not a re-serialisation. Bodies for the
-hosted endpoint are rebuilt, because the model name changes there.
+hosted endpoint are rebuilt, because the model name changes there, and
+carry only the fields the router knows the price of (`cost`): whatever is
+sent to the paid endpoint is counted in its reservation.
+
+Hostile bodies are refused here with a 4xx, never a 500: JSON nested past
+the parser's recursion limit, NaN and Infinity (not JSON, and a hosted
+endpoint would refuse them after the reservation), a body that stops
+short of its Content-Length (408 once the body deadline passes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +24,8 @@ from typing import Any
 from starlette.types import Receive
 
 from weir.router.accounting import prompt_bound
-from weir.router.errors import ClientRequestError, PayloadTooLargeError
+from weir.router.cost import hosted_fields
+from weir.router.errors import ClientRequestError, PayloadTooLargeError, RequestTimeoutError
 
 _USAGE_SPLICE = b',"stream_options":{"include_usage":true}}'
 
@@ -50,14 +59,14 @@ class ClientRequest:
         return self._rebuild({})
 
     def hosted_body(self, model: str, max_tokens: int) -> bytes:
-        """The body for the hosted endpoint: its model name, a bounded max_tokens."""
+        """The body for the hosted endpoint: priced fields only, its model, a bounded max_tokens."""
         extra: dict[str, Any] = {"model": model}
         if self.max_tokens is None:
             extra["max_tokens"] = max_tokens
-        return self._rebuild(extra)
+        return self._rebuild(extra, hosted_fields(self.parsed, chat=self.chat))
 
-    def _rebuild(self, extra: dict[str, Any]) -> bytes:
-        body = {**self.parsed, **extra}
+    def _rebuild(self, extra: dict[str, Any], base: dict[str, Any] | None = None) -> bytes:
+        body = {**(self.parsed if base is None else base), **extra}
         if self.stream:
             options = body.get("stream_options")
             options = dict(options) if isinstance(options, dict) else {}
@@ -66,8 +75,18 @@ class ClientRequest:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
-    """The whole request body, refusing more than `limit` bytes (413) early."""
+async def read_body(
+    receive: Receive, content_length: bytes | None, limit: int, timeout_s: float
+) -> bytes:
+    """The whole request body, refusing more than `limit` bytes (413) early, or 408 late."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(receive, content_length, limit)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(f"request body not received within {timeout_s} s") from exc
+
+
+async def _read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -91,20 +110,28 @@ async def read_body(receive: Receive, content_length: bytes | None, limit: int) 
 
 
 def _positive_int(parsed: dict[str, Any], *names: str) -> int | None:
+    """The largest of the named limits (an upstream may honour either), each validated."""
+    found: int | None = None
     for name in names:
         value = parsed.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ClientRequestError(f"'{name}' must be a positive integer")
-        return value
-    return None
+        found = value if found is None else max(found, value)
+    return found
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
     """Validate the JSON a client sent; ClientRequestError (400) says what is wrong."""
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ClientRequestError("request body is not valid JSON: nested too deeply") from exc
     except ValueError as exc:
         raise ClientRequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
@@ -122,6 +149,13 @@ def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
     if options is not None and not isinstance(options, dict):
         raise ClientRequestError("'stream_options' must be an object")
     wants_usage = bool(options and options.get("include_usage") is True)
+    for name in ("n", "best_of"):
+        if name in parsed and _positive_int(parsed, name) is None:
+            raise ClientRequestError(f"'{name}' must be a positive integer")
+    try:
+        bound = prompt_bound(parsed)
+    except RecursionError as exc:
+        raise ClientRequestError("request body is nested too deeply") from exc
     return ClientRequest(
         body=body,
         parsed=parsed,
@@ -129,5 +163,5 @@ def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
         stream=stream,
         wants_usage=wants_usage,
         max_tokens=_positive_int(parsed, "max_completion_tokens", "max_tokens"),
-        prompt_bound=prompt_bound(parsed),
+        prompt_bound=bound,
     )

@@ -6,8 +6,10 @@ simulator calls the same function, so the router behaves as planned. What a
 live router needs on top, kept here rather than in the pure policy:
 
 - a *hard* dollar cap: a hosted decision must also reserve its worst-case
-  price in `HostedBudget`; when it cannot, the request waits or is refused
-  as if the cap were reached;
+  price in `HostedBudget` (every prompt byte of the body it will send, every
+  token of every choice: `weir.router.cost`); when it cannot, the request
+  waits or is refused as if the cap were reached; a request whose price
+  cannot be bounded (images, audio) never goes hosted;
 - the circuit breaker and a 429 from the hosted endpoint make it count as
   throttled;
 - short reason codes for the decision metric (the planner's reasons are
@@ -28,7 +30,7 @@ from weir.planner.types import SpillPolicy
 from weir.router.backends import Backend, BackendSet
 from weir.router.breaker import CircuitBreaker
 from weir.router.budget import HostedBudget, Reservation, ShareWindow
-from weir.router.config import RouterPolicy
+from weir.router.config import RouterPolicy, spill_policy
 from weir.router.errors import OverloadedError
 from weir.router.metrics import RouterMetrics
 
@@ -40,6 +42,15 @@ class Request:
     prefill_tokens: int
     prompt_bound: int
     max_tokens: int | None
+    choices: int = 1
+    hosted_input_bound: int | None = None  # None: no hosted price can be bounded
+
+    def hosted_tokens(self, model: str, default_max_tokens: int) -> tuple[int, int] | None:
+        """(input, output) tokens a hosted answer may bill at most, or None."""
+        if self.hosted_input_bound is None:
+            return None
+        output = self.choices * (self.max_tokens or default_max_tokens)
+        return self.hosted_input_bound + len(model.encode()), output
 
 
 @dataclass(slots=True)
@@ -89,7 +100,7 @@ class Spill:
         pools = frozenset(self.backends.pools())
         cached = self._cache
         if cached is None or cached[1] != pools:
-            cached = self._cache = (0, pools, self.policy.spill_policy(set(pools)))
+            cached = self._cache = (0, pools, spill_policy(self.policy, set(pools)))
         return cached[2]
 
     def hosted_price(self, input_tokens: int, cached: int, output: int) -> float:
@@ -101,6 +112,12 @@ class Spill:
 
     def hosted_max_tokens(self, request: Request) -> int:
         return request.max_tokens or self.policy.hosted_default_max_tokens
+
+    def _hosted_tokens(self, request: Request) -> tuple[int, int] | None:
+        hosted = self.policy.hosted
+        if hosted is None:
+            return None
+        return request.hosted_tokens(hosted.model, self.policy.hosted_default_max_tokens)
 
     def throttle(self, retry_after_s: float) -> None:
         """The hosted endpoint said 429: count it as throttled for that long."""
@@ -151,8 +168,11 @@ class Spill:
             assert verdict.replica_id is not None
             self.share.record(now, hosted=False)
             return Decision("local", "under_limit", backend=self.backends.by_id[verdict.replica_id])
-        if verdict.route == "hosted":
-            worst = self.hosted_price(request.prompt_bound, 0, self.hosted_max_tokens(request))
+        tokens = self._hosted_tokens(request) if verdict.route == "hosted" else None
+        if verdict.route == "hosted" and tokens is None:
+            blocked = "hosted_unpriced"
+        elif verdict.route == "hosted" and tokens is not None:
+            worst = self.hosted_price(tokens[0], 0, tokens[1])
             reservation = self.budget.reserve(now, worst)
             if reservation is not None and self.breaker.allow(now):
                 self.share.record(now, hosted=True)

@@ -8,6 +8,15 @@ and lets the usage chunk be recognised and, when the client did not ask for
 it, cut out. It records when the first token event and the last one were
 forwarded, which is what the client sees as TTFT and pace.
 
+The SSE spec allows CRLF, LF or CR line ends (sse-starlette, used by
+llama-cpp-python's server, writes CRLF): a read with a CR in it is turned
+into LF line ends before scanning (a CR at the very end is held, its LF may
+be next), so the client always gets LF. Comment events (`: ping`
+keep-alives) are forwarded but are not tokens: they neither start the TTFT
+clock nor count. An event that is an error object (`data: {"error": ...}`)
+is not forwarded (an endpoint may echo the request into it): the scanner
+marks the stream failed and the proxy ends it with its own error.
+
 OpenAI-style streams: optional opening chunk with the assistant role and no
 text, one chunk per token (or a few tokens), maybe a finish chunk, the usage
 chunk (`"choices":[]`, `"usage":{...}`) when `stream_options.include_usage`,
@@ -21,6 +30,8 @@ from dataclasses import dataclass
 
 _END = b"\n\n"
 _DONE = b"data: [DONE]"
+_ERROR_MARK = b'"error"'
+_COMMENT_AFTER_END = b"\n\n:"
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 
 
@@ -62,6 +73,7 @@ class StreamScanner:
         "_pending",
         "done",
         "events",
+        "failed",
         "first_token_at",
         "last_token_at",
         "non_token_events",
@@ -79,19 +91,28 @@ class StreamScanner:
         self.last_token_at: float | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.failed = False
 
     def feed(self, chunk: bytes, now: float) -> bytes:
         """Scan one read; the complete events in it (less a stripped usage chunk)."""
         data = self._pending + chunk if self._pending else chunk
+        held = b""
+        if b"\r" in data:
+            if data.endswith(b"\r"):
+                data, held = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         cut = data.rfind(_END)
         if cut < 0:
-            self._pending = data
+            self._pending = data + held
             return b""
         cut += 2
         segment, self._pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        self._pending += held
+        if _ERROR_MARK in segment:
+            segment = self._take_errors(segment)
         count = segment.count(_END)
         self.events += count
-        special = 0
+        special = segment.count(_COMMENT_AFTER_END) + segment.startswith(b":")
         if _has_usage(segment):
             segment = self._take_usage(segment)
             special += 1
@@ -119,7 +140,7 @@ class StreamScanner:
         """Note when the first text event passed; returns 1 for a role-only opening."""
         openings = 0
         for event in segment.split(_END):
-            if not event.strip() or event.startswith(_DONE) or _has_usage(event):
+            if not event.strip() or event.startswith((_DONE, b":")) or _has_usage(event):
                 continue
             if b'"role"' in event and not self._opening_seen:
                 self._opening_seen = True
@@ -128,6 +149,16 @@ class StreamScanner:
             self.first_token_at = now
             break
         return openings
+
+    def _take_errors(self, segment: bytes) -> bytes:
+        """Drop error-object events (and everything after the first); mark the stream failed."""
+        kept: list[bytes] = []
+        for event in segment.split(_END):
+            if _ERROR_MARK in event and _is_error_event(event):
+                self.failed = True
+                break
+            kept.append(event)
+        return _END.join(kept) + (_END if self.failed and kept and kept[-1] else b"")
 
     def _take_usage(self, segment: bytes) -> bytes:
         events = segment.split(_END)
@@ -145,3 +176,13 @@ class StreamScanner:
                     continue
             kept.append(event)
         return _END.join(kept)
+
+
+def _is_error_event(event: bytes) -> bool:
+    """Is this event's data an object with an `error` member? (Only called on a mark.)"""
+    lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]
+    try:
+        obj = json.loads(b"\n".join(lines)) if lines else None
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and "error" in obj
