@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from controller.test_control import PROFILES, busy, example
 from support.fakecluster import FakeCluster
+from weir.controller.cache import CachedCluster, WatchCache
 from weir.controller.children import ChildSettings
 from weir.controller.loop import LoopContext, MetricsCache, control_step, node_reclaimed
 from weir.controller.opmetrics import OperatorMetrics
@@ -174,3 +175,51 @@ async def test_a_ready_router_without_series_is_unscraped_not_idle() -> None:
     available = _conditions(fake)["MetricsAvailable"]
     assert available["status"] == "False"
     assert "no series" in available["message"]
+
+
+def _cached(fake: FakeCluster) -> CachedCluster:
+    """The operator's cluster port as it runs: reads answered by the watch-fed cache."""
+    cache = WatchCache()
+    for name, spec in fake.pools.items():
+        cache.pool_seen(name, spec.model_dump(mode="json", by_alias=True, exclude_none=True))
+    for (ns, name), spec in fake.hosted.items():
+        cache.hosted_seen(ns, name, spec.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return CachedCluster(fake, cache)
+
+
+async def test_a_warm_step_reads_nothing_and_writes_no_unchanged_status() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    ctx.cluster = _cached(fake)
+    ctx.heartbeat_every = 4
+    for _ in range(8):  # settle: the planner's window holds the first plan for a while
+        await control_step(ctx, NS, NAME, fake.read_deployment(NS, NAME))
+        clock.now += 15.0
+    fake.calls.clear()
+    for _ in range(3):  # kopf hands the daemon the body it watched
+        await control_step(ctx, NS, NAME, fake.read_deployment(NS, NAME))
+        clock.now += 15.0
+    reads = [c for c in fake.calls if c[0].startswith(("read_", "observe_"))]
+    assert reads == [("read_deployment", NS, NAME)] * 3  # the test's own hand-over only
+    assert fake.called("write_status") <= 1  # at most the heartbeat
+    assert fake.called("apply_children") <= 1  # at most the periodic resync
+
+
+async def test_status_changes_are_written_at_once_and_heartbeats_in_between() -> None:
+    fake, clock = _cluster(), Clock()
+    source = Source(busy(5.0))
+    ctx = _operator(fake, source, clock)
+    ctx.cluster = _cached(fake)
+    for _ in range(8):
+        await control_step(ctx, NS, NAME)
+        clock.now += 15.0
+    written = fake.called("write_status")
+    source.healthy = False  # a change a person must see: MetricsAvailable flips
+    await control_step(ctx, NS, NAME)
+    assert fake.called("write_status") == written + 1
+    assert _conditions(fake)["MetricsAvailable"]["status"] == "False"
+    fake.calls.clear()
+    for _ in range(8):
+        clock.now += 15.0
+        await control_step(ctx, NS, NAME)
+    assert 2 <= fake.called("write_status") <= 3  # one heartbeat every 4 unchanged steps

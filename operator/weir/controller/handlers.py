@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 
 from weir.api import load_profiles
 from weir.controller.apply import FIELD_MANAGER
+from weir.controller.cache import CachedCluster, WatchCache
 from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, ChildSettings
 from weir.controller.conditions import set_condition
 from weir.controller.kube import KubeCluster
@@ -50,7 +51,8 @@ class _Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.api = api_client(settings)
-        self.cluster = KubeCluster(self.api)
+        self.cache = WatchCache()  # fed by the watch handlers below
+        self.cluster = CachedCluster(KubeCluster(self.api), self.cache)
         self.children = ChildSettings(
             router_image=settings.router_image,
             engine_cpu=settings.engine_cpu,
@@ -222,17 +224,69 @@ async def child_changed(
         await _reapply_named(owner[0], owner[1], memo)
 
 
+@kopf.on.event(GROUP, VERSION, "capacitypools")
+def pool_watched(
+    event: kopf.RawEvent, name: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep the cache's CapacityPools current (a control step then reads none)."""
+    if name:
+        deleted = event.get("type") == "DELETED"
+        _runtime(memo).cache.pool_seen(name, None if deleted else dict(spec))
+
+
+@kopf.on.event(GROUP, VERSION, "hostedendpoints")
+def hosted_watched(
+    event: kopf.RawEvent,
+    namespace: str | None,
+    name: str | None,
+    spec: kopf.Spec,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Keep the cache's HostedEndpoints current (their specs only, never a Secret)."""
+    if namespace and name:
+        deleted = event.get("type") == "DELETED"
+        _runtime(memo).cache.hosted_seen(namespace, name, None if deleted else dict(spec))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_CHILD_FILTER)
+def child_watched(
+    event: kopf.RawEvent,
+    namespace: str | None,
+    name: str | None,
+    labels: kopf.Labels,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Keep the cache's view of weir's Deployments' status (replicas, ready ones)."""
+    owner = _owner_of(dict(labels), namespace)
+    if owner and name:
+        deleted = event.get("type") == "DELETED"
+        _runtime(memo).cache.child_seen(owner[0], owner[1], name, None if deleted else dict(status))
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, initial_delay=1.0, cancellation_timeout=10.0)
 async def control_loop(
-    stopped: kopf.DaemonStopped, namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
+    stopped: kopf.DaemonStopped,
+    namespace: str | None,
+    name: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """One loop per InferenceDeployment, at the period its spec sets."""
+    """One loop per InferenceDeployment, at the period its spec sets.
+
+    kopf keeps `body` current from its watch, so a step does not read the object.
+    """
     if not namespace or not name:
         return
     try:
         while not stopped:
             started = time.monotonic()
-            period = await control_step(_runtime(memo).loop, namespace, name)
+            current = dict(body)
+            current["status"] = dict(body.get("status") or {})
+            period = await control_step(_runtime(memo).loop, namespace, name, current)
             # a fixed rate: the step's own time counts against the period
             await stopped.wait(max(0.0, period - (time.monotonic() - started)))
     finally:

@@ -93,6 +93,9 @@ class LoopContext:
     steps_taken: dict[str, int] = field(default_factory=dict)
     # owner UID -> whether its router Deployment had a ready replica at the last look
     router_ready: dict[str, bool] = field(default_factory=dict)
+    # owner UID -> steps since status was last written (skipped while nothing changed)
+    unwritten: dict[str, int] = field(default_factory=dict)
+    heartbeat_every: int = 4
     resync_every: int = 10
     retry_s: float = 5.0
     clock: Callable[[], float] = time.time
@@ -270,13 +273,55 @@ def _period(body: dict[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else 15.0
 
 
-async def control_step(ctx: LoopContext, namespace: str, name: str) -> float:
-    """Decide, converge, write status and events; the delay until the next step."""
-    try:
-        body = await asyncio.to_thread(ctx.cluster.read_deployment, namespace, name)
-    except ClusterError as exc:
-        _log.warning("reading %s/%s failed: %s", namespace, name, exc)
-        return ctx.retry_s
+def _settled(status: dict[str, Any]) -> dict[str, Any]:
+    """What a change of must reach status at once: the fleet, the plan, the conditions.
+
+    The rest changes every step without news (live economics drift, the planner's
+    memory gains a sample, reasons quote the forecast): written as a heartbeat.
+    """
+    decision = status.get("lastDecision")
+    conditions = status.get("conditions")
+    return {
+        "fleet": [status.get(k) for k in ("pools", "plannedReplicas", "spillPolicy", "selector")],
+        "generation": status.get("observedGeneration"),
+        "plan": [decision.get(k) for k in ("summary", "acted")]
+        if isinstance(decision, dict)
+        else None,
+        "conditions": sorted(
+            (c.get("type"), c.get("status"), c.get("reason"))
+            for c in conditions
+            if isinstance(c, dict)
+        )
+        if isinstance(conditions, list)
+        else None,
+    }
+
+
+def _worth_writing(ctx: LoopContext, uid: str, before: Any, written: dict[str, Any]) -> bool:
+    """Write when something a person or a restart needs changed, or a heartbeat is due."""
+    skipped = ctx.unwritten.get(uid, ctx.heartbeat_every)
+    unchanged = isinstance(before, dict) and _settled(before) == _settled(written)
+    if unchanged and skipped + 1 < ctx.heartbeat_every:
+        ctx.unwritten[uid] = skipped + 1
+        return False
+    ctx.unwritten[uid] = 0
+    return True
+
+
+async def control_step(
+    ctx: LoopContext, namespace: str, name: str, body: dict[str, Any] | None = None
+) -> float:
+    """Decide, converge, write status and events; the delay until the next step.
+
+    `body` is the object as the daemon's watch last saw it (kopf keeps it fresh);
+    without it the step reads the object.
+    """
+    if body is None:
+        try:
+            body = await asyncio.to_thread(ctx.cluster.read_deployment, namespace, name)
+        except ClusterError as exc:
+            _log.warning("reading %s/%s failed: %s", namespace, name, exc)
+            return ctx.retry_s
     if body is None:
         return ctx.retry_s  # deleted: kopf stops this daemon
     period = _period(body)
@@ -289,11 +334,14 @@ async def control_step(ctx: LoopContext, namespace: str, name: str) -> float:
         return min(period, ctx.retry_s)
     written = result.status.model_dump(mode="json", by_alias=True)  # the one dump
     ctx.exported.observe(namespace, name, written)
-    try:
-        await asyncio.to_thread(ctx.cluster.write_status, namespace, name, written)
-    except ClusterError as exc:
-        _log.warning("writing the status of %s/%s failed: %s", namespace, name, exc)
-        return min(period, ctx.retry_s)
+    uid = str(body["metadata"]["uid"])
+    if _worth_writing(ctx, uid, body.get("status"), written):
+        try:
+            await asyncio.to_thread(ctx.cluster.write_status, namespace, name, written)
+        except ClusterError as exc:
+            ctx.unwritten.pop(uid, None)  # write again next step
+            _log.warning("writing the status of %s/%s failed: %s", namespace, name, exc)
+            return min(period, ctx.retry_s)
     post_events(ctx.cluster, body, result.status, result.decision, result.outcome)
     return min(period, ctx.retry_s) if result.outcome.temporary else period
 
