@@ -13,9 +13,11 @@ from weir.api import EngineProfile
 from weir.sim.bench import POLICY_NAMES, comparison, make_policies, run_policies
 from weir.sim.cli import bench_planner, whatif
 from weir.sim.generate import generate
+from weir.sim.peers import PeerSetting
 from weir.sim.runner import RunConfig, simulate
 from weir.sim.scenario import Scenario
 from weir.sim.traces import write_trace
+from weir.sim.tuning import write_tuned
 from weir.sim.workload import derive
 
 SMALL = RunConfig(seed=1, preroll_s=300.0)
@@ -47,8 +49,13 @@ def test_every_policy_runs_and_conserves(
     assert run.results["all_hosted"].cost.hosted_dollars > 0
     assert sum(run.results["all_hosted"].cost.gpu_dollars_by_pool.values()) == 0
     assert run.results["weir"].cost.useful_token_fraction > 0.95
-    cmp = comparison(run, 0.99)
-    assert "weir_vs_oracle" in cmp and cmp["planner_decisions"] > 0
+    cmp = comparison(run, 0.99, lower_bound=0.5)
+    decisions, vs_bound = cmp["planner_decisions"], cmp["weir_vs_lower_bound"]
+    assert "oracle_weir_rules_meets_target" in cmp
+    assert isinstance(decisions, int) and decisions > 0
+    assert isinstance(vs_bound, float) and vs_bound > 1.0
+    if cmp["oracle_weir_rules_meets_target"]:
+        assert "weir_vs_oracle_weir_rules" in cmp
 
 
 def test_weir_leans_on_cheap_hosted(
@@ -125,12 +132,26 @@ def test_cli_bench_and_whatif_on_generated_traces(tmp_path: Path) -> None:
             "--profiles",
             str(root / "engines/profiles"),
         ]
+        peers = tmp_path / "tuned.yaml"
+        write_tuned(peers, {"hpa_spot": {"setting": PeerSetting("hpa", fallback=True).knobs()}}, {})
         result = runner.invoke(
-            bench_planner, [*common, "--target-peak-replicas", "2", "--out", str(out)]
+            bench_planner,
+            [
+                *common,
+                *("--target-peak-replicas", "2", "--seeds", "2", "--peers", str(peers)),
+                *("--engine-speed", "0.9", "--out", str(out)),
+            ],
         )
         assert result.exit_code == 0, result.output
+        assert "lower bound" in result.output
         summary = json.loads((out / "summary.json").read_text())
-        assert set(summary["policies"]) == set(POLICY_NAMES)
+        assert set(summary["policies"]) == {*POLICY_NAMES[:3], "hpa_spot"}
+        assert summary["seeds"] == [0, 1] and summary["engine_speed"] == 0.9
+        assert summary["lower_bound_dollars_per_million_useful_tokens"] > 0
+        assert summary["peers"]["hpa_spot"]["setting"]["fallback"] is True
+        assert {"weir_vs_lower_bound", "weir_useful_token_fraction"} <= set(summary["comparison"])
+        if "best_peer" in summary["comparison"]:
+            assert summary["comparison"]["weir_vs_best_peer"] > 0
         for values in summary["policies"].values():
             assert {
                 "dollars_per_million_useful_tokens",

@@ -1,9 +1,13 @@
-"""Run weir and every baseline on one workload and compare them honestly.
+"""Run weir and its peers on one workload and compare them honestly.
 
-Used by `weir bench planner` and `weir whatif`: one derived workload, one
-scenario, every policy in the same simulator with the same seed, and the
-comparison the targets are stated in (weir against the cheapest baseline
-that reaches the useful-token target, and against the oracle).
+Used by `weir bench planner`, `weir whatif` and the peer sweep: one derived
+workload, one scenario, every policy in the same simulator with the same
+seed. The simulator's engines may run a different profile (`physics`, e.g.
+the profile at --engine-speed) from the one weir and the peers plan with:
+only the truth changes, never what the policies read. The comparison the
+targets are stated in: weir against the best peer that reaches the
+useful-token target, against the lower bound (weir.sim.bound), and against
+the weir-rules oracle when that oracle met the target.
 """
 
 from __future__ import annotations
@@ -15,16 +19,22 @@ from dataclasses import dataclass, field
 
 from weir.api.profile import EngineProfile
 from weir.sim.baselines import AllHosted, HpaUtilisation, KedaQueue, StaticP95, WeirPolicy
-from weir.sim.oracle import Oracle
+from weir.sim.oracle import OracleWeirRules
+from weir.sim.peers import LlmdSloPeer, PeerSetting, build_peer
 from weir.sim.policy import Decision, Observation, Policy
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig, simulate
 from weir.sim.scenario import Scenario
+from weir.sim.tap import simulate_tapped
 from weir.sim.traces import Request
 from weir.sim.workload import minute_need
 
-POLICY_NAMES = ("weir", "static_p95", "hpa_utilisation", "keda_queue", "all_hosted", "oracle")
-BASELINES = ("static_p95", "hpa_utilisation", "keda_queue", "all_hosted")
+WEIR = "weir"
+ORACLE = "oracle_weir_rules"
+# the fixed-knob baselines of issue 3, kept by name for comparison with old reports
+LEGACY = ("static_p95", "hpa_utilisation", "keda_queue")
+POLICY_NAMES = (WEIR, ORACLE, "all_hosted", *LEGACY)
+NOT_PEERS = (WEIR, ORACLE)
 
 
 class TimedWeir(WeirPolicy):
@@ -56,23 +66,34 @@ def make_policies(
     scenario: Scenario,
     profiles: Mapping[str, EngineProfile],
     config: RunConfig,
+    peers: Mapping[str, PeerSetting] | None = None,
 ) -> list[Policy]:
-    """The named policies, built for this workload."""
+    """The named policies, built for this workload (peers by family name from `peers`)."""
     need = minute_need(trace, scenario, profiles)
+    settings = dict(peers or {})
     factories: dict[str, Callable[[], Policy]] = {
-        "weir": lambda: TimedWeir(scenario, profiles),
+        WEIR: lambda: TimedWeir(scenario, profiles),
         "static_p95": lambda: StaticP95(scenario, need),
         "hpa_utilisation": lambda: HpaUtilisation(scenario, need),
         "keda_queue": lambda: KedaQueue(scenario, need),
         "all_hosted": lambda: AllHosted(scenario),
-        "oracle": lambda: Oracle(trace, scenario, profiles, config.preroll_s),
+        ORACLE: lambda: OracleWeirRules(trace, scenario, profiles, config.preroll_s),
     }
-    unknown = [n for n in names if n not in factories]
+    known = set(factories) | set(settings)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown policies {unknown}; known: {sorted(factories)}")
+        raise ValueError(f"unknown policies {unknown}; known: {sorted(known)}")
     if scenario.hosted is None:
         names = [n for n in names if n != "all_hosted"]
-    return [factories[n]() for n in names]
+    out: list[Policy] = []
+    for name in names:
+        if name in factories:
+            out.append(factories[name]())
+        else:
+            peer = build_peer(settings[name], scenario, need)
+            peer.name = name
+            out.append(peer)
+    return out
 
 
 def run_policies(
@@ -82,12 +103,21 @@ def run_policies(
     profiles: Mapping[str, EngineProfile],
     config: RunConfig,
     on_done: Callable[[str, RunResult, float], None] | None = None,
+    physics: Mapping[str, EngineProfile] | None = None,
 ) -> BenchRun:
-    """Simulate each policy in turn on the same workload and seed."""
+    """Simulate each policy in turn on the same workload and seed.
+
+    `profiles` is what the policies were built with; the simulated engines
+    run `physics` (default: the same profiles).
+    """
+    truth = physics if physics is not None else profiles
     run = BenchRun()
     for policy in policies:
         start = time.perf_counter()
-        result = simulate(trace, scenario, profiles, policy, config)
+        if isinstance(policy, LlmdSloPeer):
+            result = simulate_tapped(trace, scenario, truth, policy, config, policy.tap)
+        else:
+            result = simulate(trace, scenario, truth, policy, config)
         elapsed = time.perf_counter() - start
         run.results[policy.name] = result
         run.sim_seconds[policy.name] = elapsed
@@ -98,29 +128,42 @@ def run_policies(
     return run
 
 
-def comparison(run: BenchRun, target: float) -> dict[str, object]:
-    """weir against the cheapest baseline reaching the target, and against the oracle."""
-    summaries = {name: r.summary() for name, r in run.results.items()}
+def best_peer(summaries: Mapping[str, Mapping[str, float]], target: float) -> str | None:
+    """The cheapest policy other than weir and the oracle that reaches the target."""
     reaching = {
         n: s["dollars_per_million_useful_tokens"]
         for n, s in summaries.items()
-        if n in BASELINES and s["useful_token_fraction"] >= target
+        if n not in NOT_PEERS and s["useful_token_fraction"] >= target
     }
+    return min(reaching, key=lambda n: (reaching[n], n)) if reaching else None
+
+
+def comparison(run: BenchRun, target: float, lower_bound: float | None = None) -> dict[str, object]:
+    """weir against the best peer reaching the target, the bound and the weir-rules oracle."""
+    summaries = {name: r.summary() for name, r in run.results.items()}
     out: dict[str, object] = {"useful_token_target": target}
-    weir = summaries.get("weir")
+    weir = summaries.get(WEIR)
     if weir is None:
         return out
+    cost = weir["dollars_per_million_useful_tokens"]
     out["weir_useful_token_fraction"] = weir["useful_token_fraction"]
     out["weir_meets_target"] = weir["useful_token_fraction"] >= target
-    if reaching:
-        cheapest = min(reaching, key=lambda n: reaching[n])
-        ratio = weir["dollars_per_million_useful_tokens"] / reaching[cheapest]
-        out["cheapest_baseline_reaching_target"] = cheapest
-        out["weir_vs_cheapest_baseline"] = _round(ratio)
-    if "oracle" in summaries:
-        oracle = summaries["oracle"]["dollars_per_million_useful_tokens"]
-        out["weir_vs_oracle"] = _round(weir["dollars_per_million_useful_tokens"] / oracle)
-        out["oracle_useful_token_fraction"] = summaries["oracle"]["useful_token_fraction"]
+    peer = best_peer(summaries, target)
+    if peer is not None:
+        out["best_peer"] = peer
+        out["weir_vs_best_peer"] = _round(
+            cost / summaries[peer]["dollars_per_million_useful_tokens"]
+        )
+    if lower_bound is not None and lower_bound > 0:
+        out["weir_vs_lower_bound"] = _round(cost / lower_bound)
+    if ORACLE in summaries:
+        oracle = summaries[ORACLE]
+        out["oracle_weir_rules_useful_token_fraction"] = oracle["useful_token_fraction"]
+        out["oracle_weir_rules_meets_target"] = oracle["useful_token_fraction"] >= target
+        if oracle["useful_token_fraction"] >= target:
+            out["weir_vs_oracle_weir_rules"] = _round(
+                cost / oracle["dollars_per_million_useful_tokens"]
+            )
     if run.planner_ms:
         ordered = sorted(run.planner_ms)
         out["planner_ms_per_decision_mean"] = _round(sum(ordered) / len(ordered))

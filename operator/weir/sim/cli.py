@@ -19,12 +19,16 @@ from rich.table import Table
 
 from weir.api import SpecError
 from weir.api.profile import ProfileError
-from weir.sim.bench import POLICY_NAMES, comparison, make_policies, run_policies
+from weir.sim.bench import POLICY_NAMES, make_policies, run_policies
+from weir.sim.peers import PeerSetting
 from weir.sim.plots import write_plots
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig
 from weir.sim.scenario import Scenario, load_scenario, load_scenario_profiles
+from weir.sim.speed import physics_at_speed
 from weir.sim.traces import TraceError, load_trace
+from weir.sim.trials import SeedRun, Setup, run_seed, summarise
+from weir.sim.tuning import load_tuned
 from weir.sim.whatif import OPTIONS, StaticMix, classify, verdict
 from weir.sim.workload import DerivedWorkload, derive, minute_need
 
@@ -165,7 +169,25 @@ _rate_opt = click.option(
     help="Scale so the busiest minute needs N on-demand replicas at the SLO.",
 )
 @_rate_opt
-@_seed_opt
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option(
+    "--seeds", type=click.IntRange(1, 50), default=5, show_default=True, help="Seeds to run."
+)
+@click.option(
+    "--engine-speed",
+    type=click.FloatRange(0.05, 20.0),
+    default=1.0,
+    show_default=True,
+    help="The simulated engine runs at X times its profile's speed; policies read the profile.",
+)
+@click.option(
+    "--peers",
+    "peers_file",
+    type=click.Path(path_type=Path),
+    default=Path("bench/peers/tuned.yaml"),
+    show_default=True,
+    help="Tuned peer settings (written by bench/tune_peers.py).",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -173,7 +195,9 @@ _rate_opt = click.option(
     help="Folder for summary.json and plots.",
 )
 @click.option(
-    "--policies", default=",".join(POLICY_NAMES), show_default=True, help="Comma-separated subset."
+    "--policies",
+    default="",
+    help="Comma-separated subset (default: weir, the oracle, all_hosted and every tuned peer).",
 )
 def bench_planner(
     trace: Path,
@@ -183,31 +207,157 @@ def bench_planner(
     target_peak_replicas: float,
     rate_scale: float | None,
     seed: int,
+    seeds: int,
+    engine_speed: float,
+    peers_file: Path,
     out: Path,
     policies: str,
 ) -> None:
-    """Replay a trace through weir and every baseline; compare $ per useful token."""
-    sc, prof, work = _load(trace, fmt, scenario, profiles, seed, target_peak_replicas, rate_scale)
-    _console.print(
-        f"[bold]workload[/]: {work.description['derivation']}; {len(work.trace):,} requests "
-        f"over {work.description['duration_s']} s"
+    """Replay a trace through weir, its tuned peers and the bound; compare $ per useful token."""
+    sc, prof, requests = _load_inputs(trace, fmt, scenario, profiles)
+    peers = load_tuned(peers_file) if peers_file.exists() else {}
+    if not peers:
+        _console.print(f"[yellow]no tuned peers in {peers_file}; run bench/tune_peers.py[/]")
+    names = [p for p in policies.split(",") if p] or [*POLICY_NAMES[:3], *peers]
+    setup = Setup(
+        requests,
+        str(trace),
+        sc,
+        prof,
+        physics_at_speed(prof, engine_speed),
+        names,
+        peers,
+        target_peak_replicas if rate_scale is None else None,
+        rate_scale,
     )
-    results, run = _run([p for p in policies.split(",") if p], sc, prof, work, seed)
+    runs = _run_seeds(setup, list(range(seed, seed + seeds)))
     target = sc.deployment.slo.useful_token_target
-    _console.print(_table(f"{sc.name} on {trace.name}", results))
-    cmp = comparison(run, target)
-    cmp["sim_seconds"] = {n: round(s, 2) for n, s in run.sim_seconds.items()}
-    _console.print(_comparison_text(cmp))
+    summary = summarise(runs, target)
+    first = runs[0]
     summary = {
-        "workload": work.description,
+        "workload": first.work.description,
+        "engine_speed": engine_speed,
         "scenario": sc.model_dump(mode="json", by_alias=True),
-        "policies": {n: r.summary() for n, r in results.items()},
-        "comparison": cmp,
+        "peers": _peer_entries(summary["policies"], peers, target),
+        **summary,
     }
+    summary["comparison"]["sim_seconds"] = {
+        n: round(s, 2) for n, s in first.run.sim_seconds.items()
+    }
+    _console.print(_seed_table(f"{sc.name} on {trace.name}", summary))
+    _console.print(_comparison_text(summary))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    paths = write_plots(results, sc.deployment.slo.ttft_seconds, out)
+    shown = _plotted(summary["comparison"], list(first.run.results))
+    context = (
+        f"trace {trace.name}; scenario {sc.name}; {first.work.description['derivation']}; "
+        f"engine speed {engine_speed:g}x; seed {first.seed} of {len(runs)}"
+    )
+    plotted = {n: first.run.results[n] for n in shown}
+    paths = write_plots(plotted, sc.deployment.slo.ttft_seconds, out, context)
     _console.print(f"wrote {out / 'summary.json'} and {', '.join(p.name for p in paths)}")
+
+
+def _load_inputs(
+    trace: Path, fmt: str | None, scenario: Path, profiles: Path
+) -> tuple[Scenario, dict[str, Any], list[Any]]:
+    try:
+        sc = load_scenario(scenario)
+        prof = load_scenario_profiles(sc, profiles)
+        requests = load_trace(trace, fmt if fmt in ("azure", "mooncake") else None)  # type: ignore[arg-type]
+    except (SpecError, ProfileError, TraceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return sc, prof, list(requests)
+
+
+def _run_seeds(setup: Setup, seeds: list[int]) -> list[SeedRun]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    runs: list[SeedRun] = []
+    with Progress(*columns, console=_console, transient=True) as progress:
+        task = progress.add_task(
+            f"{len(seeds)} seeds x {len(setup.names)} policies", total=len(seeds) * len(setup.names)
+        )
+        for seed in seeds:
+
+            def done(name: str, result: RunResult, seconds: float, seed: int = seed) -> None:
+                s = result.summary()
+                progress.console.print(
+                    f"  seed {seed} {name}: {seconds:.1f} s, "
+                    f"${s['dollars_per_million_useful_tokens']:.3f}/M, "
+                    f"{s['useful_token_fraction']:.4f} useful"
+                )
+                progress.advance(task)
+
+            try:
+                runs.append(run_seed(setup, seed, done))
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+    return runs
+
+
+def _peer_entries(
+    policies: dict[str, Any], peers: dict[str, PeerSetting], target: float
+) -> dict[str, Any]:
+    return {
+        name: {
+            "setting": setting.knobs(),
+            "dollars_per_million_useful_tokens": policies[name][
+                "dollars_per_million_useful_tokens"
+            ],
+            "useful_token_fraction": policies[name]["useful_token_fraction"],
+            "meets_target": policies[name]["useful_token_fraction"] >= target,
+        }
+        for name, setting in peers.items()
+        if name in policies
+    }
+
+
+def _plotted(cmp: dict[str, Any], names: list[str]) -> list[str]:
+    wanted = ["weir", str(cmp.get("best_peer", "")), "oracle_weir_rules", "all_hosted"]
+    return [n for n in wanted if n in names]
+
+
+def _ci(entry: dict[str, Any], key: str, fmt: str) -> str:
+    ci = entry["ci95"][key]
+    if not math.isfinite(ci["mean"]):
+        return "inf"
+    return f"{fmt.format(ci['mean'])} [{fmt.format(ci['lo'])}, {fmt.format(ci['hi'])}]"
+
+
+def _seed_table(title: str, summary: dict[str, Any]) -> Table:
+    cmp = summary["comparison"]
+    table = Table(title=f"{title}: mean over {len(summary['seeds'])} seeds [95% interval]")
+    for col in ("policy", "$/M useful", "useful", "hosted req", "TTFT p95", "failed"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for name, entry in sorted(
+        summary["policies"].items(), key=lambda kv: kv[1]["dollars_per_million_useful_tokens"]
+    ):
+        label = name
+        if name == cmp.get("best_peer"):
+            label += " (best peer)"
+        table.add_row(
+            label,
+            _ci(entry, "dollars_per_million_useful_tokens", "{:.3f}"),
+            _ci(entry, "useful_token_fraction", "{:.4f}"),
+            f"{entry['hosted_request_share']:.1%}",
+            f"{entry['ttft_p95_s']:.2f} s",
+            f"{entry['failed_requests']:.0f}",
+        )
+    bound = summary["lower_bound"]["ci95"]
+    table.add_row(
+        "lower bound (fluid relaxation)",
+        f"{bound['mean']:.3f} [{bound['lo']:.3f}, {bound['hi']:.3f}]",
+        "",
+        "",
+        "",
+        "",
+    )
+    return table
 
 
 def _json_default(value: object) -> object:
@@ -216,15 +366,26 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def _comparison_text(cmp: dict[str, Any]) -> str:
+def _comparison_text(summary: dict[str, Any]) -> str:
+    cmp = summary["comparison"]
     parts = []
-    if "weir_vs_cheapest_baseline" in cmp:
+    if "weir_vs_best_peer" in cmp:
+        lo, hi = cmp["weir_vs_best_peer_ci95"]
+        verdict = "weir LOSES" if lo > 1 else ("weir wins" if hi < 1 else "no clear winner")
         parts.append(
-            "weir / cheapest baseline reaching target "
-            f"({cmp['cheapest_baseline_reaching_target']}): {cmp['weir_vs_cheapest_baseline']:.3f}"
+            f"weir / best peer reaching target ({cmp['best_peer']}): "
+            f"{cmp['weir_vs_best_peer']:.3f} [{lo:.3f}, {hi:.3f}] ({verdict})"
         )
-    if "weir_vs_oracle" in cmp:
-        parts.append(f"weir / oracle: {cmp['weir_vs_oracle']:.3f}")
+    else:
+        parts.append("no peer reaches the target")
+    lo, hi = cmp["weir_vs_lower_bound_ci95"]
+    parts.append(f"weir / lower bound: {cmp['weir_vs_lower_bound']:.3f} [{lo:.3f}, {hi:.3f}]")
+    if "weir_vs_oracle_weir_rules" in cmp:
+        parts.append(f"weir / oracle_weir_rules: {cmp['weir_vs_oracle_weir_rules']:.3f}")
+    elif "oracle_weir_rules_meets_target" in cmp:
+        parts.append("oracle_weir_rules misses the target (not reported as an oracle)")
+    if not cmp.get("weir_meets_target", True):
+        parts.append(f"weir MISSES the target ({cmp['weir_useful_token_fraction']:.4f} useful)")
     if "planner_ms_per_decision_mean" in cmp:
         parts.append(
             f"planner {cmp['planner_ms_per_decision_mean']:.2f} ms/decision "

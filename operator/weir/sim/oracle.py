@@ -1,6 +1,9 @@
-"""The oracle: the cheapest replica schedule for a trace known in advance.
+"""The weir-rules oracle: weir's router rules with the trace known in advance.
 
-A lower bound to show how close weir comes to the limit. It sees the whole
+Not a bound (weir.sim.bound is the bound): it plans with weir's own rules
+(the SLO concurrency limit, the long-prompt threshold, the planner's capacity
+model and fleet ladder), so a policy with other rules can beat it, and it is
+reported as an oracle only when it meets the useful-token target. It sees the whole
 trace (arrivals and prompt-cache hits exactly as the simulator will), prices
 every control window for every fleet size (fleets grow along the same
 cheapest-capacity-first ladder as the planner's), charges each started
@@ -27,10 +30,10 @@ from weir.sim.traces import Request
 from weir.sim.workload import mix_of, prefill_tokens
 
 
-class Oracle:
-    """Optimal schedule by dynamic programming over control windows."""
+class OracleWeirRules:
+    """weir's rules with a perfect forecast: dynamic programming over control windows."""
 
-    name = "oracle"
+    name = "oracle_weir_rules"
 
     def __init__(
         self,

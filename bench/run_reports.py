@@ -1,0 +1,116 @@
+"""Regenerate bench/reports/: every run's summary, plots and README, then the index table.
+
+    .venv/bin/python bench/run_reports.py [--jobs 2] [--seeds 5] [--only NAME,...]
+
+Runs `weir bench planner` on both shared traces and on generated workloads
+(bench/make_traces.py, seeds 100-104, held out from the peer sweep), with the
+tuned peers of bench/peers/tuned.yaml, then bench/write_report.py on each
+folder and writes bench/reports/table.md (the table bench/reports/README.md
+quotes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "traces"
+GENERATED = Path("/tmp/weir-traces")
+RUNS: tuple[tuple[str, Path, list[str]], ...] = (
+    ("azure-conv-default", SHARED / "AzureLLMInferenceTrace_conv.csv", []),
+    ("mooncake-default", SHARED / "mooncake_synthetic_trace.jsonl", []),
+    ("steady-default", GENERATED / "steady.csv", []),
+    ("bursty-default", GENERATED / "bursty.csv", []),
+    ("daily-default", GENERATED / "daily.csv", []),
+    ("long_context-default", GENERATED / "long_context.jsonl", []),
+    ("agentic-default", GENERATED / "agentic.jsonl", []),
+    (
+        "azure-conv-engine-0.8",
+        SHARED / "AzureLLMInferenceTrace_conv.csv",
+        ["--engine-speed", "0.8"],
+    ),
+    (
+        "azure-conv-engine-1.2",
+        SHARED / "AzureLLMInferenceTrace_conv.csv",
+        ["--engine-speed", "1.2"],
+    ),
+)
+
+
+def _one(name: str, trace: Path, extra: list[str], seeds: int) -> str:
+    out = ROOT / "bench" / "reports" / name
+    args = ["--trace", str(trace), "--seeds", str(seeds), *extra, "--out", str(out)]
+    shown = [".venv/bin/weir", "bench", "planner", *args]
+    shown = [a.replace(str(ROOT.parent), "..").replace(str(ROOT) + "/", "") for a in shown]
+    log = ROOT / "bench" / "reports" / f".{name}.log"
+    with log.open("w") as handle:
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "weir"), "bench", "planner", *args],
+            cwd=ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "write_report.py"), str(out), " ".join(shown)],
+        cwd=ROOT,
+        check=True,
+    )
+    return name
+
+
+def table(names: list[str]) -> str:
+    """The index table over the runs' summaries."""
+    rows = [
+        "| run | weir $/M | weir useful | best peer | its $/M | weir / best peer [95%] "
+        "| bound $/M | weir / bound | oracle_weir_rules / weir-met |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for name in names:
+        path = ROOT / "bench" / "reports" / name / "summary.json"
+        if not path.exists():
+            continue
+        s = json.loads(path.read_text())
+        cmp, pol = s["comparison"], s["policies"]
+        weir = pol["weir"]
+        peer = cmp.get("best_peer", "none")
+        peer_cost = f"{pol[peer]['dollars_per_million_useful_tokens']:.3f}" if peer in pol else ""
+        ratio = (
+            f"{cmp['weir_vs_best_peer']:.3f} [{cmp['weir_vs_best_peer_ci95'][0]:.3f}, "
+            f"{cmp['weir_vs_best_peer_ci95'][1]:.3f}]"
+            if "weir_vs_best_peer" in cmp
+            else ""
+        )
+        oracle = cmp.get("weir_vs_oracle_weir_rules", "misses target")
+        rows.append(
+            f"| [{name}]({name}/README.md) | {weir['dollars_per_million_useful_tokens']:.3f} | "
+            f"{weir['useful_token_fraction']:.4f} | {peer} | {peer_cost} | {ratio} | "
+            f"{s['lower_bound_dollars_per_million_useful_tokens']:.3f} | "
+            f"{cmp['weir_vs_lower_bound']:.3f} | {oracle} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    wanted = [n for n in args.only.split(",") if n]
+    runs = [r for r in RUNS if not wanted or r[0] in wanted]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_one, n, t, e, args.seeds) for n, t, e in runs]
+        for future in futures:
+            print(f"done {future.result()}", flush=True)
+    (ROOT / "bench" / "reports" / "table.md").write_text(table([r[0] for r in RUNS]))
+    print((ROOT / "bench" / "reports" / "table.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
