@@ -7,8 +7,9 @@ are frozen: a spec is a value, and the planner may share it freely.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -42,12 +43,33 @@ class Spec(Resource):
     model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
 
+_NAMED = re.compile(r"(?P<field>[a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*): (?P<rest>.*)", re.S)
+
+
+def _problem(err: Any) -> tuple[str, str]:
+    """The wire path and message of one error.
+
+    A model's own validator cannot set a location, so its messages start with the
+    field they are about ("value: must be empty ..."); that field joins the path,
+    and pydantic's "Value error, " prefix goes.
+    """
+    path = [str(part) for part in err["loc"]]
+    message = str(err["msg"])
+    if err["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+        named = _NAMED.fullmatch(message)
+        if named:
+            path.append(named["field"])
+            message = named["rest"]
+    return ".".join(path) or "(root)", message
+
+
 def describe_validation_error(what: str, exc: ValidationError) -> str:
     """One line per problem, each naming the field by its dotted wire path."""
     lines = [f"{what} is invalid:"]
     for err in exc.errors():
-        path = ".".join(str(part) for part in err["loc"]) or "(root)"
-        lines.append(f"  {path}: {err['msg']}")
+        path, message = _problem(err)
+        lines.append(f"  {path}: {message}")
     return "\n".join(lines)
 
 

@@ -48,7 +48,7 @@ class PoolBinding(Spec):
     def _bounds(self) -> PoolBinding:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
-                f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})"
+                f"minReplicas: must be <= maxReplicas ({self.min_replicas} > {self.max_replicas})"
             )
         return self
 
