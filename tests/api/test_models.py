@@ -119,7 +119,10 @@ POOL = {"gpuType": "H100", "gpusPerReplica": 1, "dollarsPerGpuHour": 3.9, "coldS
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}, "tolerations.0.value"),
+        (
+            {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
+            "tolerations.0.value",
+        ),
         ({"tolerations": [{"key": "bad key"}]}, "tolerations.0.key"),
         ({"nodeSelector": {"weir.dev/pool": "x" * 64}}, "nodeSelector.weir.dev/pool"),
         ({"nodeSelector": {"bad key": "x"}}, "nodeSelector.bad key.[key]"),
