@@ -30,6 +30,7 @@ from weir.metrics.snapshot import DeploymentMetrics, MetricsSnapshot
 from weir.planner.forecast import DemandSample
 from weir.planner.optimise import plan as make_plan
 from weir.planner.profiles import match_profiles
+from weir.planner.speed import SpeedBelief
 from weir.planner.types import (
     MixBucket,
     Plan,
@@ -256,6 +257,7 @@ def encode_state(state: PlannerState) -> str:
             "capacityCutAt": (
                 state.capacity_cut_at_s if math.isfinite(state.capacity_cut_at_s) else None
             ),
+            "speeds": {pool: asdict(belief) for pool, belief in state.speeds},
         },
         separators=(",", ":"),
     )
@@ -278,6 +280,9 @@ def decode_state(text: str | None) -> PlannerState | None:
             capacity_cut_at_s=(
                 -math.inf if raw.get("capacityCutAt") is None else float(raw["capacityCutAt"])
             ),
+            speeds=tuple(
+                sorted((str(pool), SpeedBelief(**b)) for pool, b in raw.get("speeds", {}).items())
+            ),
         )
-    except (ValueError, KeyError, TypeError, PlanningError):
+    except (ValueError, KeyError, TypeError, AttributeError, PlanningError):
         return None

@@ -233,6 +233,7 @@ def step(
     planned = decision if isinstance(decision, ControlDecision) else None
     if planned is not None:
         ctx.states[uid] = planned.plan.state
+        ctx.exported.speeds(namespace, name, planned.plan.state.speeds)
     outcome = reconcile(
         ctx.cluster,
         dict(body),

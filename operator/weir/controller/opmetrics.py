@@ -12,6 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from weir.planner.speed import SpeedBelief
+
 _LABELS = ["namespace", "weir_dev_deployment"]
 
 
@@ -43,6 +45,12 @@ class OperatorMetrics:
             "weir_planned_replicas",
             "Replicas the last plan wants, by pool.",
             [*_LABELS, "pool"],
+            registry=r,
+        )
+        self.speed = Gauge(
+            "weir_capacity_speed_ratio",
+            "Learned engine speed relative to the profile, by pool (1: as profiled).",
+            [*_LABELS, "pool", "bound"],
             registry=r,
         )
         self.replicas = Gauge(
@@ -129,6 +137,14 @@ class OperatorMetrics:
         self.budget.labels(namespace, name).set(budget)
         self.target.labels(namespace, name).set(useful_target)
 
+    def speeds(
+        self, namespace: str, name: str, beliefs: tuple[tuple[str, SpeedBelief], ...]
+    ) -> None:
+        """The learned speed of each pool: its estimate and the value the plan used."""
+        for pool, belief in beliefs:
+            self.speed.labels(namespace, name, pool, "estimate").set(belief.speed)
+            self.speed.labels(namespace, name, pool, "planned").set(belief.planning_speed)
+
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted deployment."""
         for gauge in (
@@ -139,6 +155,7 @@ class OperatorMetrics:
             self.planned,
             self.replicas,
             self.gpu_spend,
+            self.speed,
         ):
             for labels in list(gauge._metrics):
                 if labels[:2] == (namespace, name):

@@ -3,7 +3,12 @@
 Referenced objects are read fresh at every reconcile (level-based); a missing
 or invalid one becomes an InvalidReferenceError with a message for the
 condition, never an exception that crashes the handler. Only the spec of a
-HostedEndpoint is read; its Secret is referenced by name and never read here.
+HostedEndpoint is read, and of its Secret only the annotations: the router
+will send that Secret's value to the endpoint's `baseUrl`, so a Secret must
+name the endpoints it may be sent to (annotation `weir.dev/hosted-endpoints`,
+comma-separated names). Without that, anyone who may create a
+HostedEndpoint in the namespace could have any of its Secrets sent to a
+server of their choice.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from weir.controller.apply import ApplyError
 from weir.controller.children import InvalidReferenceError
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
+SECRET_OPT_IN = "weir.dev/hosted-endpoints"
 
 
 def _get(fetch: Any, what: str) -> dict[str, Any] | None:
@@ -69,8 +75,33 @@ def read_hosted(
     if body is None:
         return None
     try:
-        return HostedEndpointSpec.model_validate(body.get("spec", {}))
+        hosted = HostedEndpointSpec.model_validate(body.get("spec", {}))
     except ValidationError as exc:
         raise InvalidReferenceError(
             describe_validation_error(f"HostedEndpoint {name}", exc)
         ) from exc
+    if hosted.secret_ref is not None:
+        secret = hosted.secret_ref.name
+        core = client.CoreV1Api(api)
+        try:
+            found = core.read_namespaced_secret(secret, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise InvalidReferenceError(
+                    f"HostedEndpoint {name}: secretRef Secret {secret} not found"
+                ) from exc
+            raise ApplyError(
+                f"read Secret {namespace}/{secret}: {exc.status} {exc.reason}", temporary=True
+            ) from exc
+        check_secret_opt_in(found.metadata.annotations if found.metadata else None, name, secret)
+    return hosted
+
+
+def check_secret_opt_in(annotations: dict[str, str] | None, endpoint: str, secret: str) -> None:
+    """Refuse a Secret that does not name `endpoint` in its opt-in annotation."""
+    names = (annotations or {}).get(SECRET_OPT_IN, "")
+    if endpoint not in {n.strip() for n in names.split(",")}:
+        raise InvalidReferenceError(
+            f"HostedEndpoint {endpoint}: Secret {secret} does not allow it; annotate the Secret "
+            f"{SECRET_OPT_IN}={endpoint} to let weir send its key to that endpoint"
+        )

@@ -79,6 +79,7 @@ def observe(
         healthy=True,
         local_useful_fraction=metrics.local_useful_fraction,
         local_output_tokens=metrics.local_output_tokens or 0.0,
+        engines=dict(metrics.engines),
     )
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from weir.planner.types import EngineWindow
+
 # The router's attainment window: long enough that a fraction of late tokens means
 # something (they come a request at a time), short enough to follow a profile gone wrong.
 ATTAINMENT_WINDOW_S = 300.0
@@ -36,6 +38,8 @@ class DeploymentMetrics:
     local_output_tokens: float | None = 0.0
     local_useful_tokens: float | None = 0.0
     prefill_histogram: Histogram = ()
+    # pool -> what its engines showed over the window (capacity learned online)
+    engines: tuple[tuple[str, EngineWindow], ...] = ()
     notes: tuple[str, ...] = ()
     # Whether Prometheus had any series of this deployment at all: no series is either
     # no traffic ever or a router nobody scrapes, which the caller tells apart.

@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 
 from weir.metrics.snapshot import DeploymentMetrics, Histogram, Key, MetricsSnapshot
 from weir.metrics.templates import HISTOGRAM_NAMES, QUERY_NAMES, SPLIT_NAMES, QueryTemplates
+from weir.planner.types import EngineWindow
 
 __all__ = ["DeploymentMetrics", "MetricsSnapshot", "PrometheusSource"]
 
@@ -92,9 +93,9 @@ def parse_histogram(
 
 
 def parse_split(
-    result: list[dict[str, Any]], ns_label: str, name_label: str, split_label: str
+    result: list[dict[str, Any]], ns_label: str, name_label: str, *split_labels: str
 ) -> tuple[dict[Key, dict[str, float]], list[str]]:
-    """`sum by (..., label)` answer -> value per label value per deployment.
+    """`sum by (..., labels)` answer -> value per label value (joined by "/") per deployment.
 
     A non-finite value drops that deployment's whole split (its parts must add up).
     """
@@ -115,23 +116,54 @@ def parse_split(
             broken.add(key)
             continue
         per_key = parts.setdefault(key, {})
-        part = str(labels.get(split_label, ""))
+        part = "/".join(str(labels.get(label, "")) for label in split_labels)
         per_key[part] = per_key.get(part, 0.0) + value
     notes = [
-        f"{k[0]}/{k[1]}: {split_label} split with an unreadable value, dropped" for k in broken
+        f"{k[0]}/{k[1]}: {'/'.join(split_labels)} split with an unreadable value, dropped"
+        for k in broken
     ]
     for key in broken:
         parts.pop(key, None)
     return parts, notes
 
 
-def _local_tokens(split: dict[str, float] | None) -> dict[str, float | None]:
-    if split is None:
-        return {"local_output_tokens": None, "local_useful_tokens": None}
+def _from_splits(splits: dict[str, dict[Key, dict[str, float]]], key: Key) -> dict[str, Any]:
+    """The DeploymentMetrics fields the split queries carry (no series: zero, no engines)."""
+    output = splits.get("output_tokens", {}).get(key, {})
+    local = splits.get("local_tokens", {}).get(key, {})
     return {
-        "local_output_tokens": sum(split.values()),
-        "local_useful_tokens": split.get("useful", 0.0),
+        "output_tokens_per_s": sum(output.values()),
+        "useful_tokens_per_s": output.get("useful", 0.0),
+        "local_output_tokens": sum(local.values()),
+        "local_useful_tokens": local.get("useful", 0.0),
+        "engines": engine_windows(splits.get("engines", {}).get(key, {})),
     }
+
+
+def _fields(by_field: dict[str, dict[Key, float | None]], key: Key) -> dict[str, Any]:
+    return {f: by_field.get(f, {}).get(key, 0.0) for f in QUERY_NAMES}
+
+
+def engine_windows(parts: dict[str, float]) -> tuple[tuple[str, EngineWindow], ...]:
+    """Per pool, the engines' window from the split's quantities (incomplete pools left out)."""
+    pools: dict[str, dict[str, float]] = {}
+    for part, value in parts.items():
+        pool, _, quantity = part.rpartition("/")
+        pools.setdefault(pool, {})[quantity] = value
+    windows = []
+    for pool, q in sorted(pools.items()):
+        replicas, count = q.get("replicas", 0.0), q.get("tpot_count", 0.0)
+        if not pool or replicas <= 0 or count <= 0:
+            continue
+        window = EngineWindow(
+            replicas=replicas,
+            running=q.get("running", 0.0) / replicas,
+            tpot_s=q.get("tpot_sum", 0.0) / count,
+            requests_per_s=q.get("requests", 0.0) / replicas,
+            output_tokens=q.get("tokens", 0.0),
+        )
+        windows.append((pool, window))
+    return tuple(windows)
 
 
 class MalformedAnswerError(ValueError):
@@ -195,17 +227,25 @@ class PrometheusSource:
             if name in HISTOGRAM_NAMES:
                 histograms[name], odd = parse_histogram(result, *labels)
             elif name in SPLIT_NAMES:
-                splits[name], odd = parse_split(result, *labels, SPLIT_NAMES[name])
+                by = [
+                    getattr(self.templates, n) if n.endswith("_label") else n
+                    for n in SPLIT_NAMES[name]
+                ]
+                splits[name], odd = parse_split(result, *labels, *by)
             else:
                 by_field[name], odd = parse_vector(result, *labels)
             for note in odd:
                 ns, _, rest = note.partition("/")
                 notes.setdefault((ns, rest.split(":")[0]), []).append(f"{name}: {note}")
-        keys = {k for values in by_field.values() for k in values}
+        keys: set[Key] = set()
+        for values in by_field.values():
+            keys.update(values)
+        for parts in splits.values():
+            keys.update(parts)
         deployments = {
             key: DeploymentMetrics(
-                **{f: by_field.get(f, {}).get(key, 0.0) for f in QUERY_NAMES},
-                **_local_tokens(splits.get("local_tokens", {}).get(key, {})),
+                **_fields(by_field, key),
+                **_from_splits(splits, key),
                 prefill_histogram=histograms.get("prefill_histogram", {}).get(key, ()),
                 notes=tuple(notes.get(key, ())),
                 present=key in by_field.get("requests_per_s", {}),

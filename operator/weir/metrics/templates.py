@@ -25,8 +25,6 @@ def _tokens(selector: str) -> str:
 QUERY_NAMES = (
     "requests_per_s",
     "hosted_requests_per_s",
-    "output_tokens_per_s",
-    "useful_tokens_per_s",
     "input_tokens_per_s",
     "cached_input_tokens_per_s",
     "hosted_dollars_per_s",
@@ -36,10 +34,45 @@ QUERY_NAMES = (
 # Histogram queries: answered by deployment and `le`, read as cumulative rates per bucket.
 HISTOGRAM_NAMES = ("prefill_histogram",)
 
-# Split queries: answered by deployment and one more label, read as a value per label value.
-# local_tokens: the local replicas' output tokens over the attainment window by usefulness
-# (useful | wasted), one query for both halves of the attainment feedback's fraction.
-SPLIT_NAMES = {"local_tokens": "usefulness"}
+# Split queries: answered by deployment and more labels, read as a value per label value
+# (joined by "/" when there are several), so one query carries several quantities:
+# - output_tokens: generated tokens per second by usefulness (useful | wasted);
+# - local_tokens: the local replicas' output tokens over the attainment window, by
+#   usefulness (both halves of the attainment feedback's fraction);
+# - engines: the engines' own evidence of their speed, by pool and quantity (tpot_sum,
+#   tpot_count, running, replicas, tokens, requests), for capacity learned online.
+SPLIT_NAMES: dict[str, tuple[str, ...]] = {
+    "output_tokens": ("usefulness",),
+    "local_tokens": ("usefulness",),
+    "engines": ("pool_label", "quantity"),
+}
+
+
+def _engine(quantity: str, expression: str) -> str:
+    return f'label_replace({expression}, "quantity", "{quantity}", "", "")'
+
+
+_BY_POOL = "by ({by}, {pool})"
+_ENGINES = " or ".join(
+    _engine(q, e)
+    for q, e in (
+        (
+            "tpot_sum",
+            f"sum {_BY_POOL} (rate(trtllm_time_per_output_token_seconds_sum[{{window}}]))",
+        ),
+        (
+            "tpot_count",
+            f"sum {_BY_POOL} (rate(trtllm_time_per_output_token_seconds_count[{{window}}]))",
+        ),
+        ("running", f"sum {_BY_POOL} (avg_over_time(trtllm_num_requests_running[{{window}}]))"),
+        (
+            "replicas",
+            f"count {_BY_POOL} (avg_over_time(trtllm_num_requests_running[{{window}}]))",
+        ),
+        ("tokens", f"sum {_BY_POOL} (increase(trtllm_generation_tokens_total[{{window}}]))"),
+        ("requests", f"sum {_BY_POOL} (rate(trtllm_request_success_total[{{window}}]))"),
+    )
+)
 
 
 class QueryTemplates(BaseSettings):
@@ -51,6 +84,9 @@ class QueryTemplates(BaseSettings):
     deployment_label: str = Field(
         default="weir_dev_deployment", description="Label holding the InferenceDeployment name."
     )
+    pool_label: str = Field(
+        default="weir_dev_pool", description="Label holding an engine pod's CapacityPool."
+    )
     requests_per_s: str = Field(
         default='sum by ({by}) (rate(weir_router_requests_total{{backend!="none"}}[{window}]))',
         description="Requests routed per second.",
@@ -59,13 +95,11 @@ class QueryTemplates(BaseSettings):
         default='sum by ({by}) (rate(weir_router_requests_total{{backend="hosted"}}[{window}]))',
         description="Requests sent to the hosted endpoint per second.",
     )
-    output_tokens_per_s: str = Field(
-        default=_tokens('kind="output"'),
-        description="Generated tokens per second, useful or not.",
-    )
-    useful_tokens_per_s: str = Field(
-        default=_tokens('kind="output",usefulness="useful"'),
-        description="Useful generated tokens per second.",
+    output_tokens: str = Field(
+        default=(
+            'sum by ({by}, usefulness) (rate(weir_router_tokens_total{{kind="output"}}[{window}]))'
+        ),
+        description="Generated tokens per second, by usefulness (useful | wasted).",
     )
     input_tokens_per_s: str = Field(
         default=_tokens('kind="input"'),
@@ -91,6 +125,11 @@ class QueryTemplates(BaseSettings):
         description="Local replicas' output tokens over the attainment window, by usefulness.",
     )
 
+    engines: str = Field(
+        default=_ENGINES,
+        description="The engines' speed evidence by pool and quantity (capacity learning).",
+    )
+
     prefill_histogram: str = Field(
         default="sum by ({by}, le) (rate(weir_router_prefill_tokens_bucket[{window}]))",
         description="Requests per second by uncached prompt length (cumulative `le` buckets).",
@@ -106,7 +145,7 @@ class QueryTemplates(BaseSettings):
         names = (*QUERY_NAMES, *HISTOGRAM_NAMES, *SPLIT_NAMES)
         return {
             n: str(getattr(self, n)).format(
-                by=self.by(), window=window, attainment_window=attainment
+                by=self.by(), window=window, attainment_window=attainment, pool=self.pool_label
             )
             for n in names
         }

@@ -16,7 +16,7 @@ mechanics step by step, so plan and replay share one physics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from statistics import NormalDist
 
@@ -361,6 +361,29 @@ def fit_params(profile: EngineProfile) -> EngineParams:
 def model_for(profile: EngineProfile) -> CapacityModel:
     """The capacity model of a profile (fitted once per profile value)."""
     return CapacityModel(fit_params(profile))
+
+
+def at_speed(params: EngineParams, speed: float) -> EngineParams:
+    """The mechanics of an engine `speed` times as fast as the profile's (every time / speed)."""
+    return replace(
+        params,
+        step_base_s=params.step_base_s / speed,
+        step_per_seq_s=params.step_per_seq_s / speed,
+        step_per_seq_ktok_s=params.step_per_seq_ktok_s / speed,
+        prefill_s_per_token=params.prefill_s_per_token / speed,
+        ttft_base_s=params.ttft_base_s / speed,
+    )
+
+
+def model_at_speed(profile: EngineProfile, speed: float) -> CapacityModel:
+    """The capacity model of a profile's engine running at `speed` x (learned online)."""
+    key = round(max(0.05, speed), 2)  # a bounded cache: a percent is below the evidence's noise
+    return model_for(profile) if key == 1.0 else _model_at(profile, key)
+
+
+@lru_cache(maxsize=256)
+def _model_at(profile: EngineProfile, speed: float) -> CapacityModel:
+    return CapacityModel(at_speed(model_for(profile).params, speed))
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import math
 from collections.abc import Mapping
 
 from weir.api.profile import EngineProfile
-from weir.planner.capacity import ReplicaCapacity, model_for
+from weir.planner.capacity import ReplicaCapacity, model_at_speed, model_for
 from weir.planner.evaluate import Demand, Limits, MixSplit, Outcome, evaluate, split_mix
 from weir.planner.feedback import update_scale
 from weir.planner.forecast import DemandSample, Forecast, add_sample, forecast
+from weir.planner.learn import describe, learn_speeds, planning_speeds
 from weir.planner.stabilise import stabilise
 from weir.planner.types import (
     Alternative,
@@ -84,7 +85,12 @@ def plan(
             now - state.capacity_cut_at_s,
         )
     cut_at = now if scale < state.capacity_scale else state.capacity_cut_at_s
-    ctx = _context(spec, profiles, mix, snapshot.hosted_cached_fraction, fc, scale)
+    speeds = learn_speeds(
+        state.speeds, snapshot.engines, profiles, mix, snapshot.observed_at_s, snapshot.window_s
+    )
+    ctx = _context(
+        spec, profiles, mix, snapshot.hosted_cached_fraction, fc, scale, planning_speeds(speeds)
+    )
     current = _current(spec, snapshot, state)
     ladder = _ladder(spec, ctx)
     scored = [
@@ -97,7 +103,7 @@ def plan(
     )
     final = evaluate(desired, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
     trust = [trust_note] if trust_note else []
-    reasons = (*_demand_reasons(fc, ctx), *trust, why, *notes)
+    reasons = (*_demand_reasons(fc, ctx), *describe(speeds), *trust, why, *notes)
     alternatives = _alternatives(scored, best_r, current, held_o, desired, final, spec)
     next_state = PlannerState(
         samples=samples,
@@ -105,6 +111,7 @@ def plan(
         last_mix=mix,
         capacity_scale=scale,
         capacity_cut_at_s=cut_at,
+        speeds=speeds,
     )
     result = _make_plan(now, desired, final, ctx, spec, reasons, alternatives, fc, next_state)
     return result
@@ -194,12 +201,17 @@ def _context(
     cached_fraction: float,
     fc: Forecast,
     scale: float = 1.0,
+    speeds: Mapping[str, float] | None = None,
 ) -> _Context:
     slo = spec.deployment.slo
     max_prefill = max_local_prefill(spec, profiles)
     split = split_mix(mix, max_prefill, slo.percentile, spec.hosted, cached_fraction)
+    speed = speeds or {}
     capacities = {
-        b.pool: _trusted(model_for(profiles[b.pool]).max_rate(split.local, slo), scale)
+        b.pool: _trusted(
+            model_at_speed(profiles[b.pool], speed.get(b.pool, 1.0)).max_rate(split.local, slo),
+            scale,
+        )
         for b in spec.deployment.pools
     }
     burst = spec.deployment.hosted
@@ -453,7 +465,9 @@ def _hold(
     }
     mix = state.last_mix or _DEFAULT_MIX
     fc = Forecast(0.0, 0.0, 0.0, FORECAST_QUANTILE, horizon_s(spec), 0)
-    ctx = _context(spec, profiles, mix, 0.0, fc, state.capacity_scale)
+    ctx = _context(
+        spec, profiles, mix, 0.0, fc, state.capacity_scale, planning_speeds(state.speeds)
+    )
     gpu = sum(fleet[n] * spec.pools[n].dollars_per_replica_hour for n in fleet)
     return Plan(
         at_s=now,

@@ -17,6 +17,7 @@ from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
 from weir.planner.forecast import DemandSample, Forecast
+from weir.planner.speed import SpeedBelief
 
 # Bucket bounds of the request mix by prefill tokens: the router's histogram exports
 # exactly these, and the simulator's telemetry bins with them, so the planner is tested
@@ -50,6 +51,22 @@ class MixBucket:
             raise PlanningError("MixBucket.prefill_tokens_le must be > 0")
         for name in ("requests", "input_tokens", "prefill_tokens", "output_tokens"):
             _check("MixBucket", name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class EngineWindow:
+    """What one pool's engines showed over the window (per replica unless named).
+
+    The evidence of online capacity learning (`weir.planner.learn`), from the
+    engines' own `trtllm_*` series: mean running requests, mean time per
+    output token, request rate, and the output tokens behind those means.
+    """
+
+    replicas: float
+    running: float  # mean running requests per replica
+    tpot_s: float  # mean time per output token
+    requests_per_s: float  # per replica
+    output_tokens: float  # all replicas, over the window
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class Snapshot:
     local_useful_fraction: float | None = None
     local_output_tokens: float = 0.0
     problem: str = ""
+    engines: Mapping[str, EngineWindow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("observed_at_s", "window_s", "arrival_rate_rps", "output_tokens_per_s"):
@@ -175,6 +193,8 @@ class PlannerState:
     last_mix: tuple[MixBucket, ...] = ()
     capacity_scale: float = 1.0
     capacity_cut_at_s: float = -math.inf
+    # pool -> belief about its engines' speed relative to the profile (weir.planner.learn)
+    speeds: tuple[tuple[str, SpeedBelief], ...] = ()
     last_plan: Plan | None = None
 
 
