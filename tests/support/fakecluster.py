@@ -113,15 +113,20 @@ class FakeCluster:
         return seen
 
     def apply_children(
-        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+        self,
+        namespace: str,
+        owner: str,
+        owner_uid: str,
+        manifests: Sequence[dict[str, Any]],
+        prune: bool = True,
     ) -> ApplyResult:
-        self._call("apply_children", namespace, owner)
+        self._call("apply_children", namespace, owner, "prune" if prune else "no-prune")
         before = {
             (m["kind"], m["metadata"]["name"]) for m in self.children.get((namespace, owner), [])
         }
         self.children[(namespace, owner)] = copy.deepcopy(list(manifests))
         kept = {(m["kind"], m["metadata"]["name"]) for m in manifests}
-        pruned = tuple(sorted(f"{k}/{n}" for k, n in before - kept))
+        pruned = tuple(sorted(f"{k}/{n}" for k, n in before - kept)) if prune else ()
         return ApplyResult(len(manifests), pruned, self._observed(namespace, owner))
 
     def observe_children(self, namespace: str, owner: str) -> ApplyResult:

@@ -118,8 +118,13 @@ class Applier:
         return ApplyResult(0, (), observed)
 
     def sync(
-        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+        self,
+        namespace: str,
+        owner: str,
+        owner_uid: str,
+        manifests: Sequence[dict[str, Any]],
+        prune: bool = True,
     ) -> ApplyResult:
         observed = self.apply(manifests)
-        pruned = self.prune(namespace, owner, owner_uid, manifests)
+        pruned = self.prune(namespace, owner, owner_uid, manifests) if prune else ()
         return ApplyResult(len(manifests), pruned, observed)

@@ -103,9 +103,14 @@ class CachedCluster:
         return found, endpoint
 
     def apply_children(
-        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+        self,
+        namespace: str,
+        owner: str,
+        owner_uid: str,
+        manifests: Sequence[dict[str, Any]],
+        prune: bool = True,
     ) -> ApplyResult:
-        result = self.inner.apply_children(namespace, owner, owner_uid, manifests)
+        result = self.inner.apply_children(namespace, owner, owner_uid, manifests, prune)
         children = self.cache.children.setdefault((namespace, owner), {})
         for (kind, name), status in result.observed.items():
             if kind == "Deployment":

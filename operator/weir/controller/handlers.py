@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -50,7 +52,7 @@ class _Runtime:
 
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
-        self.api = api_client(settings)
+        self.api = api_client(settings, pool_size=settings.api_workers)
         self.cache = WatchCache()  # fed by the watch handlers below
         self.cluster = CachedCluster(KubeCluster(self.api), self.cache)
         self.children = ChildSettings(
@@ -95,7 +97,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="weir.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="weir.dev", key="last-handled-configuration"
@@ -105,13 +107,24 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 8
     runtime = _Runtime(OperatorSettings())
     settings.peering.lifetime = runtime.settings.peering_lifetime_s
+    # Kubernetes calls run in threads: as many as the client's connection pool serves.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(runtime.settings.api_workers, thread_name_prefix="weir-api")
+    )
     memo["weir"] = runtime
 
 
-async def _reconcile_body(body: dict[str, Any], memo: kopf.Memo) -> Outcome:
+async def _reconcile_body(body: dict[str, Any], memo: kopf.Memo, created: bool = False) -> Outcome:
+    """Apply the children now. On creation there is nothing to prune, and the digest is
+    remembered, so the control loop's first step observes instead of applying again."""
     runtime = _runtime(memo)
+    applied = runtime.loop.applied if created else None
+    if created:  # just applied in full: the first control step need not resync
+        runtime.loop.steps_taken.setdefault(str(body["metadata"]["uid"]), 1)
     try:
-        outcome = await asyncio.to_thread(reconcile, runtime.cluster, body, runtime.children)
+        outcome = await asyncio.to_thread(
+            reconcile, runtime.cluster, body, runtime.children, applied=applied, prune=not created
+        )
     except ClusterError as exc:  # reading a reference failed
         outcome = Outcome(False, "ReadFailed", str(exc), problem=str(exc), temporary=exc.temporary)
     if outcome.reason == "ApplyFailed" or outcome.reason == "ReadFailed":
@@ -163,9 +176,9 @@ def _write(outcome: Outcome, patch: kopf.Patch, body: kopf.Body) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def reconcile_deployment(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, **_: Any
 ) -> None:
-    outcome = await _reconcile_body(dict(body), memo)
+    outcome = await _reconcile_body(dict(body), memo, created=reason == "create")
     _write(outcome, patch, body)
 
 
@@ -266,6 +279,12 @@ def child_watched(
         _runtime(memo).cache.child_seen(owner[0], owner[1], name, None if deleted else dict(status))
 
 
+def _period_of(body: kopf.Body) -> float:
+    control = (body.get("spec") or {}).get("control") or {}
+    value = control.get("periodSeconds", 15.0)
+    return float(value) if isinstance(value, int | float) and value > 0 else 15.0
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, initial_delay=1.0, cancellation_timeout=10.0)
 async def control_loop(
     stopped: kopf.DaemonStopped,
@@ -281,12 +300,17 @@ async def control_loop(
     """
     if not namespace or not name:
         return
+    runtime = _runtime(memo)
+    # Spread the daemons over the period: a thousand created at once must not all step
+    # in the same second (each at a fixed offset from its UID, the same after a restart).
+    uid = str(body.get("metadata", {}).get("uid", name))
+    await stopped.wait(_period_of(body) * (zlib.crc32(uid.encode()) % 1000) / 1000)
     try:
         while not stopped:
             started = time.monotonic()
             current = dict(body)
             current["status"] = dict(body.get("status") or {})
-            period = await control_step(_runtime(memo).loop, namespace, name, current)
+            period = await control_step(runtime.loop, namespace, name, current)
             # a fixed rate: the step's own time counts against the period
             await stopped.wait(max(0.0, period - (time.monotonic() - started)))
     finally:

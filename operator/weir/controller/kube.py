@@ -57,9 +57,14 @@ class KubeCluster:
         return read_pools(self.api, spec), read_hosted(self.api, namespace, spec)
 
     def apply_children(
-        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+        self,
+        namespace: str,
+        owner: str,
+        owner_uid: str,
+        manifests: Sequence[dict[str, Any]],
+        prune: bool = True,
     ) -> ApplyResult:
-        return self._applier.sync(namespace, owner, owner_uid, manifests)
+        return self._applier.sync(namespace, owner, owner_uid, manifests, prune)
 
     def observe_children(self, namespace: str, owner: str) -> ApplyResult:
         return self._applier.observe(namespace, owner)

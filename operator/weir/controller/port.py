@@ -69,9 +69,15 @@ class ClusterPort(Protocol):
         ...
 
     def apply_children(
-        self, namespace: str, owner: str, owner_uid: str, manifests: Sequence[dict[str, Any]]
+        self,
+        namespace: str,
+        owner: str,
+        owner_uid: str,
+        manifests: Sequence[dict[str, Any]],
+        prune: bool = True,
     ) -> ApplyResult:
-        """Server-side apply every manifest, then prune the owner's children not in it."""
+        """Server-side apply every manifest, then (with `prune`) delete the owner's children
+        not in it."""
         ...
 
     def observe_children(self, namespace: str, owner: str) -> ApplyResult:

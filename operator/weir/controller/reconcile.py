@@ -135,6 +135,7 @@ def reconcile(
     references: References | None = None,
     status: InferenceDeploymentStatus | None = None,
     spec: InferenceDeploymentSpec | None = None,
+    prune: bool = True,
 ) -> Outcome:
     """Apply the children of one InferenceDeployment and say what its status should be.
 
@@ -142,7 +143,8 @@ def reconcile(
     desired set is not re-applied; only the engine Deployments' status is read. The
     control loop passes it and forces a full apply now and then; event handlers do
     not pass it, so an edit by hand is always put back. The control loop also passes
-    the spec and status it already parsed (once per step).
+    the spec and status it already parsed (once per step). `prune=False` on creation:
+    a new owner has no children to prune (seven list calls saved per deployment).
     """
     meta = body["metadata"]
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
@@ -164,7 +166,9 @@ def reconcile(
         if applied is not None and applied.get(owner.uid) == digest:
             result = cluster.observe_children(owner.namespace, owner.name)
         else:
-            result = cluster.apply_children(owner.namespace, owner.name, owner.uid, manifests)
+            result = cluster.apply_children(
+                owner.namespace, owner.name, owner.uid, manifests, prune=prune
+            )
             if applied is not None:
                 applied[owner.uid] = digest
     except ClusterError as exc:
