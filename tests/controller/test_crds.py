@@ -264,6 +264,7 @@ def test_every_spec_field_is_bounded_in_the_schema(definition):
         ("CapacityPool", ("tolerations", "items", "key"), {"maxLength": 317, "pattern": ...}),
         ("CapacityPool", ("tolerations", "items", "value"), {"maxLength": 63, "pattern": ...}),
         ("HostedEndpoint", ("model",), {"maxLength": 256, "pattern": ...}),
+        ("HostedEndpoint", ("baseUrl",), {"maxLength": 2048, "pattern": ...}),
         ("HostedEndpoint", ("requestsPerMinute",), {"maximum": 1_000_000}),
         ("HostedEndpoint", ("secretRef", "name"), {"maxLength": 253, "pattern": ...}),
         ("HostedEndpoint", ("secretRef", "key"), {"maxLength": 253, "pattern": ...}),

@@ -254,8 +254,9 @@ def _numbers_and_strings(node: Any, path: str = "spec") -> list[str]:
         if not math.isfinite(node) or abs(node) > 1e7:
             problems.append(f"{path}: {node!r} is not a quantity any deployment means")
     elif isinstance(node, str):
-        if not node and not path.endswith(".value") and ".nodeSelector." not in path:
-            problems.append(f"{path}: empty")  # label values (and a taint's) may be empty
+        may_be_empty = path.endswith((".value", ".effect")) or ".nodeSelector." in path
+        if not node and not may_be_empty:  # label and taint values, "all effects"
+            problems.append(f"{path}: empty")
         longest = 2048 if path == "spec.baseUrl" else 512
         if len(node) > longest or any(c.isspace() or ord(c) < 32 for c in node):
             problems.append(f"{path}: {node[:40]!r}... is no name, reference or URL")

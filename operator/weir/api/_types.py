@@ -42,6 +42,11 @@ IMAGE_PATTERN = (
 # A Hugging Face id (org/name) or an absolute path on a mounted volume; no "..".
 _SEGMENT = "[A-Za-z0-9_][A-Za-z0-9._-]*"
 MODEL_REF_PATTERN = f"^/?{_SEGMENT}(/{_SEGMENT})*$"
+# An http(s) URL as HostedEndpointSpec's baseUrl validator reads one: a host (no
+# credentials), a port 1..65535, a path, no query, fragment or space. The CRD
+# carries it as the field's pattern (the validator in hosted.py is the Python side).
+_PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+HTTP_URL_PATTERN = f"^[hH][tT][tT][pP][sS]?://[^/?#@:[:space:]]+(:{_PORT})?(/[^?#[:space:]]*)?$"
 # A hosted provider's model name: printable, no spaces (e.g. org/name, name@date, a:b).
 HOSTED_MODEL_PATTERN = "^[A-Za-z0-9][-A-Za-z0-9._:@/+=]*$"
 

@@ -30,8 +30,8 @@ class Toleration(Spec):
     value: LabelValue = Field(
         default="", description="Taint value (operator Equal; empty with Exists)."
     )
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        default=None, description="Taint effect to tolerate; empty means all."
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        default="", description="Taint effect to tolerate; empty means all."
     )
 
     @model_validator(mode="after")

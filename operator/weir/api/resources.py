@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from weir.api._base import SpecError, describe_validation_error
-from weir.api._types import DNS1035_LABEL_PATTERN, DNS_LABEL_PATTERN
+from weir.api._types import DNS1035_LABEL_PATTERN, DNS_LABEL_PATTERN, HTTP_URL_PATTERN
 from weir.api.crd import CrdDefinition, NameRule, PrinterColumn, ScaleSubresource, SchemaPatch
 from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
@@ -156,6 +156,7 @@ HOSTED_ENDPOINT = CrdDefinition(
     description="An OpenAI-compatible hosted API weir may spill traffic to.",
     name_rule=ENDPOINT_NAME,
     patches=(
+        SchemaPatch(("baseUrl",), extra={"pattern": HTTP_URL_PATTERN}),
         SchemaPatch(
             (),
             rules=(
