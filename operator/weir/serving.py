@@ -7,7 +7,9 @@ malformed requests and overload in plain text. Both the router (facing any
 in-cluster client) and the engines (which also play the hosted API in the
 lab) need those bounds, so they share this one protocol class:
 
-- a request head larger than `max_header_bytes` is answered 431 and closed;
+- a request head larger than `max_header_bytes` is answered 431 and closed
+  (counted as it arrives, and exactly once it is parsed);
+- a request that is not HTTP/1.0 or 1.1 (an HTTP/0.9 line) is answered 505;
 - a head not complete `header_timeout_s` after its first byte (or after the
   connection opened) is answered 408 and closed (slowloris, HTTP/0.9 lines,
   idle connections that never send);
@@ -37,7 +39,9 @@ _REASONS = {
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
 }
+_VERSIONS = frozenset(("1.0", "1.1"))
 
 
 class ServerLimits(BaseModel):
@@ -102,6 +106,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._head_size = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -136,11 +141,27 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._head_timer is None:
             self._arm_head_timer()
 
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
-        if not self._refused:
+        size, self._head_size = self._head_size, 0
+        if self._refused:
+            return
+        if size > self.limits.max_header_bytes:
+            limit = self.limits.max_header_bytes
+            self._refuse(431, f"request head larger than {limit} bytes", "invalid_request_error")
+        elif self.parser.get_http_version() not in _VERSIONS:
+            self._refuse(505, "HTTP/1.1 (or 1.0) only", "invalid_request_error")
+        else:
             super().on_headers_complete()
 
     def on_message_complete(self) -> None:

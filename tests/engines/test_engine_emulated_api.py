@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from engines.engine_helpers import metric_value, read_sse, wait_for
 from weir.api.profile import EngineProfile
+from weir.refengine import tokenizer
 from weir.refengine.emulated import EmulatedEngine, EmulatedSettings
 from weir.refengine.serve import started_server
 from weir.refengine.server import ServerSettings
@@ -202,3 +205,78 @@ async def test_closing_a_stream_frees_the_slot(small_profile: EngineProfile) -> 
         metrics = (await c.get("/prometheus/metrics")).text
     assert again.status_code == 200
     assert metric_value(metrics, "trtllm_request_success_total", finished_reason="length") == 1
+
+
+async def _declared_only(url: str, length: int) -> bytes:
+    """Declare a body of `length` bytes, send one, and read the answer (httpx would not)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n{" % length
+    )
+    async with asyncio.timeout(10):
+        answer = await reader.read()  # the engine answers and closes
+    writer.close()
+    return answer
+
+
+def _is_error(resp: httpx.Response, status: int) -> bool:
+    error = resp.json().get("error")
+    return resp.status_code == status and isinstance(error, dict) and "message" in error
+
+
+async def test_hostile_bodies_are_refused_cheaply(
+    small_profile: EngineProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on 0e4ffea: a 100 MB body was read whole, a 10 MB prompt tokenized before its 400,
+    # deep nesting was a plain-text 500 with a traceback, unknown routes plain-text 404s
+    encoded: list[int] = []
+    real_encode = tokenizer.encode
+
+    def encode(text: str) -> list[int]:
+        encoded.append(len(text))
+        return real_encode(text)
+
+    monkeypatch.setattr(tokenizer, "encode", encode)
+    settings = ServerSettings(model_name="test/tiny-model", max_body_bytes=16 << 20)
+    async with (
+        started_server(EmulatedEngine(small_profile), settings) as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=30) as client,
+    ):
+        declared = await _declared_only(srv.url, 100_000_000)
+        long_prompt = await client.post(
+            "/v1/completions", json={"prompt": "a" * (10 << 20), "max_tokens": 1}
+        )
+        deep = await client.post(
+            "/v1/chat/completions", content=b'{"messages":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+        )
+        not_found = await client.get("/nope")
+        wrong_method = await client.get("/v1/chat/completions")
+        served = await client.post("/v1/completions", json={"prompt": "abc", "max_tokens": 2})
+    assert declared.startswith(b"HTTP/1.1 413 ") and b'"error"' in declared
+    assert _is_error(long_prompt, 400) and "max_model_len" in long_prompt.json()["error"]["message"]
+    assert encoded == [3]  # only the served prompt was tokenized
+    assert _is_error(deep, 400)
+    assert _is_error(not_found, 404) and _is_error(wrong_method, 405)
+    assert served.status_code == 200
+
+
+async def test_body_over_the_limit_is_refused_as_it_arrives(small_profile: EngineProfile) -> None:
+    settings = ServerSettings(model_name="test/tiny-model", max_body_bytes=1 << 20)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(100):  # 100 MB, chunked: no Content-Length to refuse it by
+            yield b"a" * (1 << 20)
+
+    async with (
+        started_server(EmulatedEngine(small_profile), settings) as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=30) as client,
+    ):
+        try:
+            resp = await client.post("/v1/completions", content=body())
+            status = resp.status_code
+        except httpx.HTTPError:
+            status = 0  # closed while httpx was still sending: refused all the same
+        healthy = await client.get("/health")
+    assert status in (413, 0)
+    assert healthy.status_code == 200

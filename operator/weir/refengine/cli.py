@@ -19,6 +19,7 @@ from weir.engines.cli import api_key_from_env
 from weir.engines.errors import EngineError
 from weir.refengine.protocol import Engine
 from weir.refengine.server import ServerSettings
+from weir.serving import ServerLimits
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,12 @@ def _torch(o: _EngineOptions) -> Engine:
 @click.option(
     "--prefill-chunk-tokens", default=512, show_default=True, help="Torch: prompt tokens a step."
 )
+@click.option("--max-body-bytes", default=4 << 20, show_default=True, help="Request body limit.")
+@click.option("--max-header-bytes", default=32 << 10, show_default=True, help="Head limit.")
+@click.option("--header-timeout", default=10.0, show_default=True, help="Head read deadline, s.")
+@click.option("--body-timeout", default=30.0, show_default=True, help="Body read deadline, s.")
+@click.option("--keep-alive-timeout", default=30, show_default=True, help="Idle keep-alive, s.")
+@click.option("--max-connections", default=4096, show_default=True, help="Open connections.")
 def engine(
     backend: str,
     host: str,
@@ -122,17 +129,27 @@ def engine(
     rate_limit_rps: float | None,
     rate_limit_burst: int,
     replicas: int,
+    max_body_bytes: int,
     **shape: Any,
 ) -> None:
     """Serve an OpenAI-compatible engine with trtllm_ metrics at /prometheus/metrics."""
     from weir.refengine.serve import serve_forever
 
+    limits = ServerLimits(
+        max_header_bytes=shape.pop("max_header_bytes"),
+        header_timeout_s=shape.pop("header_timeout"),
+        body_timeout_s=shape.pop("body_timeout"),
+        keep_alive_timeout_s=shape.pop("keep_alive_timeout"),
+        max_connections=shape.pop("max_connections"),
+    )
     options = _EngineOptions(**shape)
     settings = ServerSettings(
         model_name=options.model_name,
         api_key=api_key_from_env(api_key_env),
         rate_limit_rps=rate_limit_rps,
         rate_limit_burst=rate_limit_burst,
+        max_body_bytes=max_body_bytes,
+        limits=limits,
     )
     if replicas < 1 or (replicas > 1 and backend != "emulated"):
         raise click.UsageError("--replicas N > 1 is for the emulated backend")

@@ -4,6 +4,7 @@ Tests need real sockets (streaming over the in-process ASGI transport is
 buffered), several servers in one event loop, and ports chosen by the kernel;
 so the listening socket is bound here (port 0 works) and handed to uvicorn, and
 `started_server` waits for readiness with a bounded poll instead of a sleep.
+uvicorn runs weir's guarded protocol (`weir.serving`), as the router does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp
 from weir.engines.errors import EngineError
 from weir.refengine.protocol import Engine
 from weir.refengine.server import EngineServer, ServerSettings
+from weir.serving import uvicorn_config
 
 _STARTUP_TIMEOUT_S = 20.0
 
@@ -63,15 +65,7 @@ async def started_server(
     ASGI layer in front (the hosted stand-in's failure switch)."""
     server = EngineServer(engine, settings)
     sock = _bind(host, port)
-    config = uvicorn.Config(
-        wrap(server.app) if wrap else server.app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        http="h11",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-    )
+    config = uvicorn_config(wrap(server.app) if wrap else server.app, settings.limits)
     uv = uvicorn.Server(config)
     await engine.start()
     task = asyncio.create_task(uv.serve(sockets=[sock]))

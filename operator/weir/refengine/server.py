@@ -7,19 +7,31 @@ what the hosted-API stand-in needs (bearer key, request rate limit with 429 and
 Retry-After). A client that goes away cancels its request: the generation runs
 against a disconnect watcher, so the batch slot is freed at once rather than at
 the next write.
+
+Hostile requests cost it little: a body over `max_body_bytes` is refused
+from its Content-Length or as soon as it grows past the limit (413), a body
+that stops short is refused after the body deadline (408), JSON nested past
+the parser's limit is a 400, a prompt longer than the model is refused from
+its byte length (one byte is one token) before it is tokenized, and every
+error, 404 and 500 included, is an OpenAI-style JSON object. Connections
+are bounded by `weir.serving` (head size and deadline, keep-alive, count).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +49,9 @@ from weir.refengine.protocol import (
     GenerationRequest,
     Usage,
 )
+from weir.serving import ServerLimits
+
+log = logging.getLogger("weir.refengine")
 
 
 class ServerSettings(BaseModel):
@@ -53,6 +68,16 @@ class ServerSettings(BaseModel):
     default_max_tokens: int = Field(default=256, ge=1, description="When max_tokens is absent.")
     max_model_len: int = Field(
         default=32768, ge=2, description="Prompt plus max_tokens limit, tokens (400 above)."
+    )
+    max_body_bytes: int = Field(
+        default=4 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Request body limit, bytes (413 above): a max_model_len prompt in JSON "
+        "with room to spare.",
+    )
+    limits: ServerLimits = Field(
+        default_factory=ServerLimits, description="Header, timeout and connection bounds."
     )
 
 
@@ -204,6 +229,7 @@ class EngineServer:
             else None
         )
         self.app = Starlette(
+            exception_handlers={HTTPException: _http_error, Exception: _internal_error},
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/completions", self._completions, methods=["POST"]),
@@ -211,7 +237,7 @@ class EngineServer:
                 Route("/health", self._health, methods=["GET"]),
                 Route("/version", self._version, methods=["GET"]),
                 Route("/prometheus/metrics", self._metrics, methods=["GET"]),
-            ]
+            ],
         )
 
     async def _health(self, request: Request) -> Response:
@@ -250,6 +276,9 @@ class EngineServer:
             return _error(503, str(exc), "engine_overloaded", 503, {"Retry-After": "1"})
         except BadRequestError as exc:
             return _error(400, str(exc), "invalid_request_error", 400)
+        except _BodyError as exc:
+            headers = {"Connection": "close"}  # the rest of the body is not read
+            return _error(exc.status, str(exc), "invalid_request_error", exc.status, headers)
 
     def _admit(self, request: Request) -> None:
         key = self.settings.api_key
@@ -259,30 +288,31 @@ class EngineServer:
             self._bucket.take()
 
     async def _start(self, request: Request, *, chat: bool) -> Response:
+        raw = _parse_json(await self._body(request))
         try:
-            raw = await request.json()
             parsed: ChatCompletionRequest | CompletionRequest = (
                 ChatCompletionRequest.model_validate(raw)
                 if chat
                 else CompletionRequest.model_validate(raw)
             )
-        except (ValueError, ValidationError) as exc:
-            raise BadRequestError(f"invalid request body: {exc}") from exc
+        except (ValueError, ValidationError, RecursionError) as exc:
+            raise BadRequestError(f"invalid request body: {_short(exc)}") from exc
         if isinstance(parsed, ChatCompletionRequest):
             prompt = tokenizer.render_chat([(m.role, m.text()) for m in parsed.messages])
             max_tokens = parsed.max_completion_tokens or parsed.max_tokens
         else:
             prompt = parsed.prompt_text()
             max_tokens = parsed.max_tokens
-        ids = tokenizer.encode(prompt)
         max_tokens = max_tokens or self.settings.default_max_tokens
-        if not ids:
+        length = len(prompt.encode("utf-8"))  # one byte is one token: no list built yet
+        if not length:
             raise BadRequestError("the prompt is empty")
-        if len(ids) + max_tokens > self.settings.max_model_len:
+        if length + max_tokens > self.settings.max_model_len:
             raise BadRequestError(
-                f"prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds "
+                f"prompt ({length} tokens) plus max_tokens ({max_tokens}) exceeds "
                 f"max_model_len {self.settings.max_model_len}"
             )
+        ids = tokenizer.encode(prompt)
         gen_request = GenerationRequest(
             request_id=uuid.uuid4().hex,
             prompt_ids=tuple(ids),
@@ -297,6 +327,64 @@ class EngineServer:
         return _GenerationResponse(
             generation, fmt, tracker, stream=parsed.stream, include_usage=parsed.include_usage
         )
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body within the size limit and the body deadline."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise _BodyError(413, f"request body over {limit} bytes (or a bad Content-Length)")
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.settings.limits.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _BodyError(413, f"request body over {limit} bytes")
+                    parts.append(chunk)
+        except TimeoutError as exc:
+            raise _BodyError(408, "request body not received in time") from exc
+        return b"".join(parts)
+
+
+class _BodyError(Exception):
+    """The body could not be read within the limits (413 or 408)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise BadRequestError("invalid request body: JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise BadRequestError(f"invalid request body: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    """An error's message, bounded (pydantic quotes the offending input)."""
+    text = str(exc)
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    kind = "not_found_error" if status == 404 else "invalid_request_error"
+    message = f"{request.method} {request.url.path[:200]} is not served"
+    return _error(status, message, kind, status)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error serving %s: %s", request.url.path[:200], type(exc).__name__)
+    return _error(500, "internal error", "internal_error", 500)
 
 
 def _error(

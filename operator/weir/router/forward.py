@@ -181,7 +181,7 @@ async def _stream(
         attempt.last_token_at = scanner.last_token_at
         attempt.usage = scanner.usage
         attempt.counted_tokens = scanner.token_events
-    rest = scanner.flush()
+    rest = scanner.flush(clock())
     if not scanner.done:
         raise UpstreamError("upstream stream ended without [DONE]")
     if not attempt.response_started:

@@ -39,6 +39,7 @@ from weir.router.errors import (
     NoBackendError,
     NotFoundError,
     OverloadedError,
+    PayloadTooLargeError,
     RequestTimeoutError,
     RouterError,
     UnauthorizedError,
@@ -155,8 +156,8 @@ class Router:
             if not isinstance(exc, UpstreamError):  # upstream failures are counted per attempt
                 self.metrics.refused(exc.outcome)
             headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()]
-            if isinstance(exc, RequestTimeoutError):
-                headers += _CLOSE  # the rest of the body would read as the next request
+            if isinstance(exc, RequestTimeoutError | PayloadTooLargeError):
+                headers += _CLOSE  # the rest of the body is not read: no next request
             await _answer(send, exc.status, body, headers)
         except Exception:
             log.exception("unexpected error serving %s %s", method, path[:200])

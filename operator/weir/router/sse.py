@@ -126,10 +126,15 @@ class StreamScanner:
         self.non_token_events += special
         return segment
 
-    def flush(self) -> bytes:
-        """What is left at the end of the stream (an unterminated last event)."""
+    def flush(self, now: float = 0.0) -> bytes:
+        """What is left at the end of the stream (a held CR ends its line, then whatever
+        last event is unterminated)."""
+        out = b""
+        if self._pending.endswith(b"\r"):
+            pending, self._pending = self._pending, b""
+            out = self.feed(pending[:-1] + b"\n", now)
         rest, self._pending = self._pending, b""
-        return rest
+        return out + rest
 
     @property
     def token_events(self) -> int:
