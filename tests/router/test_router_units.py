@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from weir.planner.usefulness import Pace
 from weir.router.accounting import DuplicateTracker, judge
 from weir.router.breaker import CircuitBreaker
 from weir.router.budget import HostedBudget, Reservation, ShareWindow
@@ -91,6 +92,34 @@ def test_judge_non_streaming_is_due_when_its_last_token_would_be() -> None:
     assert judge(first_token_at=1.4, last_token_at=1.4, **kwargs).useful  # type: ignore[arg-type]
     late = judge(first_token_at=1.6, last_token_at=1.6, **kwargs)  # type: ignore[arg-type]
     assert late.waste == "late"
+
+
+def test_judge_per_token_keeps_the_tokens_that_came_on_pace() -> None:
+    """With late tokens counted per chunk (a `Pace`), a stall costs its tokens only."""
+    pace = Pace()
+    pace.chunk(0.2, 1, 0.1)
+    pace.chunk(0.25, 2, 0.1)  # two tokens 25 ms apart: on pace
+    pace.chunk(1.25, 1, 0.1)  # a one-second stall: one late token
+    pace.chunk(1.3, 1, 0.1)
+    kwargs = {
+        "outcome": "completed",
+        "duplicate": False,
+        "started_at": 0.0,
+        "first_token_at": 0.2,
+        "last_token_at": 1.3,
+        "usage": Usage(10, 5, 0, True),
+        "counted_tokens": 5,
+        "prompt_bound": 0,
+        "ttft_target_s": 0.5,
+        "itl_target_s": 0.1,
+    }
+    by_mean = judge(**kwargs)  # type: ignore[arg-type]
+    assert by_mean.waste == "late" and by_mean.useful_tokens == 0  # mean 275 ms
+    per_token = judge(late_tokens=pace.late_tokens, **kwargs)  # type: ignore[arg-type]
+    assert pace.late_tokens == 1 and pace.tokens == 5
+    assert per_token.waste == "late" and per_token.useful_tokens == 4
+    on_pace = judge(late_tokens=0, **kwargs)  # type: ignore[arg-type]
+    assert on_pace.useful and on_pace.useful_tokens == 5
 
 
 def test_duplicate_tracker_window() -> None:

@@ -90,6 +90,7 @@ def judge_tokens(
     ttft_target_s: float,
     itl_target_s: float,
     rule: ItlRule,
+    streamed: bool = True,
 ) -> Usefulness:
     """Split one request's output into useful and wasted tokens (pure).
 
@@ -97,12 +98,19 @@ def judge_tokens(
     came later than the ITL target after their predecessor, from `Pace` or
     the simulated engine; with the mean rule it is ignored and `mean_itl_s`
     decides for the whole request. The reason is the first that applies.
+    A non-streamed answer arrives whole, so it has no pace of its own: it is
+    on time when it arrived by the time its last token was due under the
+    SLO, TTFT target + ITL target x (tokens - 1).
     """
     output = max(float(output_tokens), 0.0)
     if completed != "completed":
         return Usefulness(0.0, output, completed)
     if duplicate:
         return Usefulness(0.0, output, "duplicate")
+    if not streamed:
+        due = ttft_target_s + itl_target_s * max(output - 1.0, 0.0)
+        late_whole = ttft_s is not None and ttft_s > due
+        return Usefulness(0.0, output, "late") if late_whole else Usefulness(output, 0.0, "useful")
     if ttft_s is not None and ttft_s > ttft_target_s:
         return Usefulness(0.0, output, "late")
     if rule == "mean":

@@ -1,10 +1,15 @@
 """Useful-token accounting: which generated tokens count, decided once per request.
 
 A request's output tokens are *useful* when it completed (not cancelled by
-the client, not timed out, not failed), its TTFT and mean inter-token latency
+the client, not timed out, not failed), its TTFT and inter-token latency
 met the SLO targets as the client saw them, and it was not a repeat of a
 request already served (same `Idempotency-Key` or `X-Request-Id` within the
 window). Everything else is *wasted*, with the first reason that applies.
+The rule is `weir.planner.usefulness.judge_tokens`, the one the simulator
+uses too. ITL is judged by the request's mean pace unless the caller counted
+late tokens per chunk with `weir.planner.usefulness.Pace` (one float of
+state and one comparison per chunk) and passes `late_tokens`: then each
+token is judged on its own gap, and a request may be partly useful.
 Input tokens are a cost, never a product, but carry their request's verdict
 too so the operator can see what the waste cost. Counts come from the
 upstream's `usage`; when it is lost (stream cut) output is the number of
@@ -17,10 +22,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from weir.planner.usefulness import Reason, judge_tokens
 from weir.router.sse import Usage
 
 Outcome = Literal["completed", "cancelled", "timeout", "failed"]
-Waste = Literal["useful", "late", "cancelled", "timeout", "failed", "duplicate"]
+Waste = Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +40,11 @@ class Verdict:
     input_tokens: int
     cached_tokens: int
     output_tokens: int
+    useful_tokens: int = 0
 
     @property
     def useful(self) -> bool:
+        """Every output token useful (a per-token verdict may keep only some)."""
         return self.waste == "useful"
 
 
@@ -53,12 +61,13 @@ def judge(
     ttft_target_s: float,
     itl_target_s: float,
     streamed: bool = True,
+    late_tokens: int | None = None,
 ) -> Verdict:
     """Classify one request (pure; times are from one monotonic clock).
 
-    A non-streaming answer arrives whole, so it has no pace of its own: it is
-    on time when it arrived by the time its last token was due under the SLO,
-    TTFT target + ITL target x (tokens - 1).
+    With `late_tokens` (from a per-chunk `Pace`) ITL is judged per token;
+    without it, by the request's mean pace. Non-streamed answers are judged
+    by when their last token was due (see `judge_tokens`).
     """
     if usage is not None and usage.reported:
         output, prompt, cached = usage.completion_tokens, usage.prompt_tokens, usage.cached_tokens
@@ -68,30 +77,21 @@ def judge(
     itl = None
     if streamed and first_token_at is not None and last_token_at is not None and output > 1:
         itl = max(last_token_at - first_token_at, 0.0) / (output - 1)
-    waste: Waste
-    if outcome != "completed":
-        waste = outcome
-    elif duplicate:
-        waste = "duplicate"
-    elif _late(ttft, itl, output, ttft_target_s, itl_target_s, streamed):
-        waste = "late"
-    else:
-        waste = "useful"
-    return Verdict(outcome, waste, ttft, itl, prompt, cached, output)
-
-
-def _late(
-    ttft: float | None,
-    itl: float | None,
-    output: int,
-    ttft_target: float,
-    itl_target: float,
-    streamed: bool,
-) -> bool:
-    if not streamed:
-        due = ttft_target + itl_target * max(output - 1, 0)
-        return ttft is not None and ttft > due
-    return (ttft is not None and ttft > ttft_target) or (itl is not None and itl > itl_target)
+    split = judge_tokens(
+        completed=outcome,
+        duplicate=duplicate,
+        output_tokens=output,
+        ttft_s=ttft,
+        mean_itl_s=itl,
+        late_tokens=float(late_tokens or 0),
+        ttft_target_s=ttft_target_s,
+        itl_target_s=itl_target_s,
+        rule="mean" if late_tokens is None else "per_token",
+        streamed=streamed,
+    )
+    return Verdict(
+        outcome, split.reason, ttft, itl, prompt, cached, output, int(split.useful_tokens)
+    )
 
 
 class DuplicateTracker:

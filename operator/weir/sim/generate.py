@@ -2,8 +2,9 @@
 
 Constants must not be tuned to the two shared traces; these generators make
 the shapes the planner must handle (steady, bursts, daily cycles, long
-contexts with shared prefixes, agentic sessions) from a seed, and tests write
-them in either public format.
+contexts with shared prefixes, agentic sessions, and multi-hour traffic with
+launch spikes and quiet periods) from a seed, and tests write them in either
+public format.
 """
 
 from __future__ import annotations
@@ -15,13 +16,45 @@ from typing import Literal
 
 from weir.sim.traces import Request
 
-Pattern = Literal["steady", "bursty", "daily", "long_context", "agentic"]
-PATTERNS: tuple[Pattern, ...] = ("steady", "bursty", "daily", "long_context", "agentic")
+Pattern = Literal["steady", "bursty", "daily", "long_context", "agentic", "launch"]
+PATTERNS: tuple[Pattern, ...] = ("steady", "bursty", "daily", "long_context", "agentic", "launch")
 _BLOCK = 512
+_LAUNCH_BASE = 0.25
+_LAUNCH_DECAY_S = 600.0
+_QUIET_LEVEL = 0.02
 
 
-def _rate_shape(pattern: Pattern, duration_s: float) -> Callable[[float], float]:
+def _launch_shape(duration_s: float, rng: random.Random) -> Callable[[float], float]:
+    """Hours of traffic: a base load, launch spikes, quiet stretches.
+
+    A launch (a release, an announcement, a batch job) lifts the rate to the
+    peak within seconds and decays over ten minutes, about one every ninety
+    minutes (at least one); a quiet stretch (a night, a weekend, an outage
+    upstream) of 20 to 45 minutes at a few percent of the peak comes about
+    every three hours (at least one). Positions are drawn from the seed.
+    """
+    spikes = [rng.uniform(0.0, duration_s * 0.9) for _ in range(max(1, round(duration_s / 5400)))]
+    quiet: list[tuple[float, float]] = []
+    for _ in range(max(1, round(duration_s / 10800))):
+        length = rng.uniform(1200.0, 2700.0)
+        start = rng.uniform(0.0, max(duration_s - length, 0.0))
+        quiet.append((start, start + length))
+
+    def shape(t: float) -> float:
+        if any(lo <= t < hi for lo, hi in quiet):
+            return _QUIET_LEVEL
+        lift = sum(math.exp(-(t - at) / _LAUNCH_DECAY_S) for at in spikes if t >= at)
+        return min(1.0, _LAUNCH_BASE + (1.0 - _LAUNCH_BASE) * lift)
+
+    return shape
+
+
+def _rate_shape(
+    pattern: Pattern, duration_s: float, rng: random.Random
+) -> Callable[[float], float]:
     """Relative arrival rate over time, peaking at 1.0."""
+    if pattern == "launch":
+        return _launch_shape(duration_s, rng)
     if pattern == "bursty":
         return lambda t: 1.0 if (t % 900.0) < 120.0 else 0.35
     if pattern == "daily":
@@ -36,7 +69,7 @@ def generate(pattern: Pattern, duration_s: float, peak_rate_rps: float, seed: in
     if duration_s <= 0 or peak_rate_rps <= 0:
         raise ValueError("duration_s and peak_rate_rps must be > 0")
     rng = random.Random(seed)
-    shape = _rate_shape(pattern, duration_s)
+    shape = _rate_shape(pattern, duration_s, random.Random(seed * 7_919 + 11))
     out: list[Request] = []
     t = 0.0
     while True:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from weir.sim.engine import EngineSpec, late_step_share
 
 _EPS = 1e-7
+_KV_SLACK = 0.5  # tokens: a cache with less room than this is full
+_MIN_DT = 1e-9  # s: every event moves time on, so float rounding cannot stall the loop
 QUEUED, PREFILL, DECODE, GONE = range(4)
 
 
@@ -194,9 +196,9 @@ class Replica:
         if self.decoding:
             best = min(best, self.last_s + max(0.0, self.decoding[0][0] - self.v) * step)
         if self.n_dec > 1:
-            room = self.engine.kv_cache_tokens - self.kv_used()
+            room = self.engine.kv_cache_tokens - self.kv_used() - _KV_SLACK
             best = min(best, self.last_s + max(0.0, room / self.n_dec) * step)
-        return best
+        return max(best, self.last_s + _MIN_DT)
 
     def add(self, job: Job, now: float) -> None:
         """A request routed here (it may wait in the engine queue)."""
@@ -282,7 +284,7 @@ class Replica:
             self.kv_dec_base = 0.0
 
     def _preempt_while_full(self, now: float) -> None:
-        while self.n_dec > 1 and self.kv_used() > self.engine.kv_cache_tokens * (1 + _EPS):
+        while self.n_dec > 1 and self.kv_used() >= self.engine.kv_cache_tokens - _KV_SLACK:
             _, epoch, job = heapq.heappop(self.newest)
             if not self._valid(epoch, job):
                 continue
