@@ -310,6 +310,7 @@ def _traffic(
                 schedule,
                 model=model["model"]["name"],
                 on_tick=lambda now, r: live.update(table(now, r, sampler, schedule[-1].arrival_s)),
+                api_key=loop.client_token(),
             )
         )
     sampler.stop()

@@ -71,7 +71,7 @@ def test_scrape_target_carries_namespace_pod_and_pod_labels():
     pod = _router_pod()
     target = standins.scrape_target(pod, "198.18.1.5")
     assert target is not None
-    assert target["targets"] == ["198.18.1.5:8080"]
+    assert target["targets"] == ["198.18.1.5:9091"]  # the router's metrics port
     labels = target["labels"]
     assert labels["namespace"] == "ns" and labels["pod"] == "llm-router-1"
     assert labels["weir_dev_deployment"] == "llm" and labels["__metrics_path__"] == "/metrics"

@@ -7,7 +7,7 @@ notice, each asserted on what the loop wrote, applied and announced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.test_control import PROFILES, busy, example
 from support.fakecluster import FakeCluster
@@ -223,3 +223,43 @@ async def test_status_changes_are_written_at_once_and_heartbeats_in_between() ->
         clock.now += 15.0
         await control_step(ctx, NS, NAME)
     assert 2 <= fake.called("write_status") <= 3  # one heartbeat every 4 unchanged steps
+
+
+def _router(fake: FakeCluster) -> dict:
+    return next(
+        m
+        for m in fake.children[(NS, NAME)]
+        if m["kind"] == "Deployment" and m["metadata"]["name"].endswith("router")
+    )
+
+
+async def test_routers_ask_clients_for_the_token_the_operator_created() -> None:
+    fake, clock = _cluster(), Clock()
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    await _steps(ctx, clock, 2)
+    assert list(fake.secrets) == [(NS, "llm-clients")]  # created once, never rotated
+    assert fake.called("ensure_secret") == 2
+    pod = _router(fake)["spec"]["template"]
+    args = pod["spec"]["containers"][0]["args"]
+    assert "--client-tokens-file=/etc/weir/clients/tokens" in args
+    assert "--allow-anonymous" not in args
+    assert {"name": "clients", "secret": {"secretName": "llm-clients"}} in pod["spec"]["volumes"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9091"  # /metrics apart
+    token = next(iter(fake.secrets[(NS, "llm-clients")].values()))
+    assert all(token not in str(m) for m in fake.children[(NS, NAME)])
+
+
+async def test_plain_http_hosted_endpoints_need_the_operators_leave() -> None:
+    fake, clock = _cluster(), Clock()
+    (key,) = fake.hosted
+    fake.hosted[key] = fake.hosted[key].model_copy(update={"base_url": "http://10.1.2.3:8000/v1"})
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    await _steps(ctx, clock, 1)
+    ready = _conditions(fake)["Ready"]
+    assert ready["status"] == "False" and "plain http to 10.1.2.3" in ready["message"]
+    assert (NS, NAME) not in fake.children  # nothing applied
+    ctx.children = replace(ctx.children, insecure_hosted=("10.1.0.0/16",))
+    await _steps(ctx, clock, 1)
+    assert _conditions(fake)["Ready"]["status"] == "True"
+    args = _router(fake)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--allow-insecure-hosted=10.1.0.0/16" in args

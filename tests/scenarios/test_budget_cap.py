@@ -18,7 +18,9 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
         Shape(on_demand=(1, 1), spot=(0, 0), hosted_max_dollars_per_hour=CAP, hosted_max_share=1.0)
     )
     url = loop.wait_router()
-    traffic = Background(url, workload(12.0, 90.0), model=MODEL).start()
+    traffic = Background(
+        url, workload(12.0, 90.0), model=MODEL, api_key=loop.client_token()
+    ).start()
     result = traffic.join(300)
     end = loop.wait_scraped(time.time())  # the last settlements are in Prometheus
     spend = loop.prom.custom_query_range(

@@ -24,7 +24,7 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
     assert health.status_code == 200
     # two prompt lengths, so the planner's mix (from the router's histogram) has two buckets
     schedule = [Request(i * 0.1, 90 if i % 2 else 1400, 32) for i in range(20)]
-    result = asyncio.run(replay(url, schedule, model=MODEL))
+    result = asyncio.run(replay(url, schedule, model=MODEL, api_key=loop.client_token()))
     assert not result.failed(), result.failed()[:3]
     assert {s.backend for s in result.sent} == {"local"}
     assert all(s.chunks == 32 for s in result.sent)

@@ -23,7 +23,7 @@ def test_launch_spike_spills_then_scales(loop_for):
     spike = Spike(start_s=20.0, factor=5.0, ramp_s=30.0, hold_s=70.0)
     schedule = workload(2.0, 160.0, spike)
     sampler = Sampler(loop, time.monotonic()).start()
-    traffic = Background(url, schedule, model=MODEL).start()
+    traffic = Background(url, schedule, model=MODEL, api_key=loop.client_token()).start()
     result = traffic.join(400)
     sampler.stop()
     end = loop.wait_scraped(time.time())  # the last tokens are in Prometheus

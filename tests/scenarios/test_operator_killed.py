@@ -14,7 +14,9 @@ from weir_lab.cluster.wait import wait_for
 def test_operator_killed_during_scale_up_converges(loop_for, operator):
     loop = loop_for(Shape(on_demand=(1, 3), spot=(0, 3)))
     url = loop.wait_router()
-    traffic = Background(url, workload(12.0, 80.0), model=MODEL).start()
+    traffic = Background(
+        url, workload(12.0, 80.0), model=MODEL, api_key=loop.client_token()
+    ).start()
     wait_for(lambda: total_desired(loop) >= 2, "a scale-up to start", 60, interval_s=0.2)
     operator.kill()
     operator.start()

@@ -14,7 +14,9 @@ def test_prometheus_outage_holds_the_fleet(cluster, loop_for):
     shape = Shape(on_demand=(1, 3), spot=(0, 3), period_s=3.0)
     loop = loop_for(shape)
     url = loop.wait_router()
-    traffic = Background(url, workload(9.0, 100.0), model=MODEL).start()
+    traffic = Background(
+        url, workload(9.0, 100.0), model=MODEL, api_key=loop.client_token()
+    ).start()
     wait_for(lambda: total_desired(loop) >= 2, "9 req/s to be planned onto 2+ replicas", 60)
     wait_for(lambda: loop.condition("MetricsAvailable") == "True", "metrics available", 30)
     before = total_desired(loop)

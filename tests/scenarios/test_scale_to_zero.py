@@ -18,7 +18,7 @@ def test_requests_at_zero_go_hosted_while_the_first_replica_warms(loop_for):
         120,
         interval_s=1.0,
     )
-    traffic = Background(url, workload(3.0, 70.0), model=MODEL).start()
+    traffic = Background(url, workload(3.0, 70.0), model=MODEL, api_key=loop.client_token()).start()
     wait_for(lambda: loop.ready_engines() >= 1, "the first replica to warm up", 90)
     warm_at = traffic.elapsed_s()
     result = traffic.join(200)

@@ -35,7 +35,9 @@ def test_spot_reclaim_drains_without_failures(cluster, loop_for):
     loop = loop_for(Shape(on_demand=(1, 1), spot=(2, 4), notice_s=30.0))
     url = loop.wait_router()
     wait_for(lambda: loop.ready_engines("-spot") >= 2, "two spot replicas ready", 90)
-    traffic = Background(url, workload(3.0, 90.0, max_output_tokens=256), model=MODEL).start()
+    traffic = Background(
+        url, workload(3.0, 90.0, max_output_tokens=256), model=MODEL, api_key=loop.client_token()
+    ).start()
     try:
         wait_for(lambda: traffic.elapsed_s() > 20, "20 s of traffic", 30, interval_s=0.5)
         victim = next(

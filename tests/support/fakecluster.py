@@ -20,6 +20,7 @@ from weir.controller.port import (
     ClusterError,
     Drained,
     EventType,
+    OwnerRef,
     References,
 )
 
@@ -45,6 +46,8 @@ class FakeCluster:
     warming: dict[tuple[str, str], int] = field(default_factory=dict)
     # node -> engine pods on it, as (namespace, deployment, pod)
     nodes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # (namespace, name) -> data of the Secrets the operator created
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     _fail: dict[str, ClusterError] = field(default_factory=dict)
@@ -141,6 +144,13 @@ class FakeCluster:
         merged = dict(body.get("status") or {})
         merged.update(copy.deepcopy(status))
         body["status"] = merged
+
+    def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
+        self._call("ensure_secret", namespace, name)
+        if (namespace, name) in self.secrets:
+            return False
+        self.secrets[(namespace, name)] = {key: f"token-of-{owner.name}"}
+        return True
 
     def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:
         self.calls.append(("event", reason))

@@ -12,6 +12,7 @@ seconds, a short metrics window.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -28,6 +29,7 @@ from prometheus_api_client import PrometheusConnect
 
 from weir.api.crd import crd_manifest
 from weir.api.resources import DEFINITIONS
+from weir.controller.children import CLIENT_TOKENS_KEY, ROUTER_METRICS_PORT, client_tokens_name
 from weir_lab.cluster.pools import SPOT_TAINT
 from weir_lab.cluster.settings import ClusterSettings
 from weir_lab.cluster.wait import wait_for
@@ -212,6 +214,8 @@ def operator_env(settings: ClusterSettings, metrics_port: int) -> dict[str, str]
     /metrics on `metrics_port`, and a METRICS_WINDOW_S window refreshed every second."""
     return {
         "WEIR_OPERATOR_PROMETHEUS_URL": settings.prometheus_url,
+        # the hosted stand-ins serve plain http on the host's end of the pod network
+        "WEIR_OPERATOR_ALLOW_INSECURE_HOSTED": json.dumps([settings.host_address]),
         "WEIR_OPERATOR_METRICS_PORT": str(metrics_port),
         "WEIR_OPERATOR_METRICS_WINDOW_S": str(METRICS_WINDOW_S),
         "WEIR_OPERATOR_METRICS_REFRESH_S": "1",
@@ -374,6 +378,31 @@ class Loop:
                 if endpoint.conditions and endpoint.conditions.ready:
                     return f"http://{endpoint.addresses[0]}:8080"
         return None
+
+    def router_metrics_url(self) -> str | None:
+        """The router's /metrics listener (a port of its own, not the API's)."""
+        url = self.router_url()
+        return None if url is None else url.rsplit(":", 1)[0] + f":{ROUTER_METRICS_PORT}"
+
+    def client_token(self, timeout_s: float = 60.0) -> str:
+        """A bearer token the router accepts (from the Secret the operator created)."""
+        name = client_tokens_name(self.name)
+
+        def read() -> str | None:
+            try:
+                secret = self.core.read_namespaced_secret(name, self.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            data = secret.data or {}
+            if CLIENT_TOKENS_KEY not in data:
+                return None
+            text = base64.b64decode(data[CLIENT_TOKENS_KEY]).decode()
+            return next((t.strip() for t in text.splitlines() if t.strip()), None)
+
+        token: str = wait_for(read, f"Secret {self.namespace}/{name}", timeout_s)
+        return token
 
     def wait_router(self, timeout_s: float = 120.0) -> str:
         url: str = wait_for(

@@ -81,7 +81,7 @@ async def _one(
             "POST",
             f"{url}/v1/completions",
             content=_body(request, model),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json"},  # and the client's token
         ) as answer:
             record.status = answer.status_code
             record.backend = answer.headers.get("x-weir-backend", "")
@@ -113,13 +113,17 @@ async def replay(
     max_in_flight: int = 400,
     timeout_s: float = 120.0,
     on_tick: Callable[[float, Replay], None] | None = None,
+    api_key: str | None = None,
 ) -> Replay:
-    """Send every request of `schedule` at its `arrival_s`; return when all have ended."""
+    """Send every request of `schedule` at its `arrival_s`; return when all have ended.
+
+    `api_key`: the bearer token the router asks its clients for."""
     result = Replay()
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64)
     timeout = httpx.Timeout(timeout_s, connect=5.0)
     tasks: set[asyncio.Task[None]] = set()
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+    auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=auth) as http:
         t0 = time.monotonic()
         result.started_unix_s = time.time()
         next_tick = 1.0

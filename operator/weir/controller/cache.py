@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
 from weir.api._base import describe_validation_error
 from weir.controller.children import InvalidReferenceError
-from weir.controller.port import ApplyResult, ClusterPort, Drained, EventType, References
+from weir.controller.port import (
+    ApplyResult,
+    ClusterPort,
+    Drained,
+    EventType,
+    OwnerRef,
+    References,
+)
 
 
 @dataclass
@@ -36,6 +43,8 @@ class WatchCache:
     hosted: dict[tuple[str, str], HostedEndpointSpec | str] = field(default_factory=dict)
     # (namespace, owner) -> Deployment name -> its status
     children: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Secrets known to exist (ensured once; their owner's deletion takes them)
+    secrets: set[tuple[str, str]] = field(default_factory=set)
 
     def pool_seen(self, name: str, spec: Mapping[str, Any] | None) -> None:
         """A CapacityPool event (spec None: deleted)."""
@@ -130,6 +139,13 @@ class CachedCluster:
 
     def write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.inner.write_status(namespace, name, status)
+
+    def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
+        if (namespace, name) in self.cache.secrets:
+            return False
+        created = self.inner.ensure_secret(namespace, name, owner, key)
+        self.cache.secrets.add((namespace, name))
+        return created
 
     def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:
         self.inner.event(body, kind, reason, message)

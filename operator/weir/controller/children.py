@@ -23,6 +23,7 @@ run in namespaces that enforce the restricted profile.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +49,11 @@ POOL_LABEL = "weir.dev/pool"
 CAPACITY_TYPE_LABEL = "weir.dev/capacity-type"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "weir"}
 ROUTER_PORT = 8080
+ROUTER_METRICS_PORT = 9091  # /metrics (spend, caps) apart from the API clients reach
 ROUTER_CONFIG_DIR = "/etc/weir/router"
 HOSTED_KEY_DIR = "/etc/weir/hosted"
+CLIENT_TOKENS_DIR = "/etc/weir/clients"
+CLIENT_TOKENS_KEY = "tokens"
 ROUTER_UID = 65532  # the weir image's non-root user (the chart runs the operator as it too)
 
 
@@ -85,6 +89,11 @@ class ChildSettings:
     engine_memory: str = "64Gi"
     router_replicas: int = 1
     extra_router_args: tuple[str, ...] = ()
+    # Clients need a bearer token from the Secret `client_tokens_name(owner)` (the operator
+    # creates it); False serves anyone who reaches the router's Service.
+    client_auth: bool = True
+    # Hosts a plain-http hosted endpoint may use (tests, a proxy in the same network).
+    insecure_hosted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,24 @@ def router_name(owner: str) -> str:
     return dns_name(owner, "router")
 
 
+def client_tokens_name(owner: str) -> str:
+    """The Secret with the bearer tokens the router accepts from clients."""
+    return dns_name(owner, "clients")
+
+
+def insecure_host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `host` is one of `allowed` (names, IPs or CIDRs), as the router decides."""
+    for entry in allowed:
+        if host == entry:
+            return True
+        try:
+            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def check_references(inputs: Inputs) -> None:
     """Refuse specs whose references cannot be honoured, with a message for the condition."""
     spec = inputs.spec
@@ -132,6 +159,15 @@ def check_references(inputs: Inputs) -> None:
         raise InvalidReferenceError(f"CapacityPool {', '.join(sorted(missing))} not found")
     if spec.hosted is not None and inputs.hosted is None:
         raise InvalidReferenceError(f"HostedEndpoint {spec.hosted.endpoint} not found")
+    insecure = inputs.hosted.insecure_host() if inputs.hosted is not None else None
+    if insecure is not None and not insecure_host_allowed(
+        insecure, inputs.settings.insecure_hosted
+    ):
+        raise InvalidReferenceError(
+            f"HostedEndpoint {spec.hosted.endpoint if spec.hosted else ''}: baseUrl is plain "
+            f"http to {insecure}, which the operator's allowInsecureHosted does not list "
+            "(the key would cross the network in the clear): use https"
+        )
     for binding in spec.pools:
         pool = inputs.pools[binding.pool]
         if pool.gpus_per_replica != spec.model.tensor_parallel:
@@ -315,9 +351,15 @@ def router_args(inputs: Inputs) -> list[str]:
             for b in inputs.spec.pools
         ),
         f"--policy-file={ROUTER_CONFIG_DIR}/policy.json",
+        f"--metrics-port={ROUTER_METRICS_PORT}",
     ]
     if inputs.hosted is not None and inputs.hosted.secret_ref is not None:
         args.append(f"--hosted-key-file={HOSTED_KEY_DIR}/api-key")
+    if inputs.settings.client_auth:
+        args.append(f"--client-tokens-file={CLIENT_TOKENS_DIR}/{CLIENT_TOKENS_KEY}")
+    else:
+        args.append("--allow-anonymous")
+    args.extend(f"--allow-insecure-hosted={host}" for host in inputs.settings.insecure_hosted)
     return [*args, *inputs.settings.extra_router_args]
 
 
@@ -352,12 +394,20 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
             }
         )
         mounts.append({"name": "hosted-key", "mountPath": HOSTED_KEY_DIR, "readOnly": True})
+    if inputs.settings.client_auth:
+        volumes.append(
+            {"name": "clients", "secret": {"secretName": client_tokens_name(owner.name)}}
+        )
+        mounts.append({"name": "clients", "mountPath": CLIENT_TOKENS_DIR, "readOnly": True})
     probe = {"httpGet": {"path": "/readyz", "port": ROUTER_PORT}, "periodSeconds": 5}
     container = {
         "name": "router",
         "image": inputs.settings.router_image,
         "args": router_args(inputs),
-        "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
+        "ports": [
+            {"name": "http", "containerPort": ROUTER_PORT},
+            {"name": "metrics", "containerPort": ROUTER_METRICS_PORT},
+        ],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": ROUTER_PORT}},
         "resources": {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
@@ -376,7 +426,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
                     "labels": labels,
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(ROUTER_PORT),
+                        "prometheus.io/port": str(ROUTER_METRICS_PORT),
                         "prometheus.io/path": "/metrics",
                     },
                 },

@@ -61,6 +61,8 @@ class _Runtime:
             engine_memory=settings.engine_memory,
             router_replicas=settings.router_replicas,
             extra_router_args=tuple(settings.router_extra_args),
+            client_auth=settings.router_client_auth,
+            insecure_hosted=tuple(settings.allow_insecure_hosted),
         )
         source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
         exported = OperatorMetrics()

@@ -10,6 +10,7 @@ errors become `ClusterError` here, so nothing above sees an `ApiException`.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -19,7 +20,15 @@ from kubernetes.client.exceptions import ApiException
 
 from weir.api import InferenceDeploymentSpec
 from weir.controller.apply import Applier
-from weir.controller.port import ApplyResult, ClusterError, Drained, EventType, References
+from weir.controller.children import DEPLOYMENT_LABEL, MANAGED_BY
+from weir.controller.port import (
+    ApplyResult,
+    ClusterError,
+    Drained,
+    EventType,
+    OwnerRef,
+    References,
+)
 from weir.controller.references import read_hosted, read_pools
 from weir.controller.spot import drain_node
 
@@ -76,6 +85,41 @@ class KubeCluster:
             )
         except ApiException as exc:
             raise _wrapped(f"write status of {namespace}/{name}", exc) from exc
+
+    def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
+        core = client.CoreV1Api(self.api)
+        try:
+            core.read_namespaced_secret(name, namespace)
+            return False
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _wrapped(f"read Secret {namespace}/{name}", exc) from exc
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "labels": {DEPLOYMENT_LABEL: owner.name, **MANAGED_BY},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "InferenceDeployment",
+                        "name": owner.name,
+                        "uid": owner.uid,
+                        "controller": True,
+                    }
+                ],
+            },
+            "type": "Opaque",
+            "stringData": {key: secrets.token_urlsafe(32)},
+        }
+        try:
+            core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False  # another replica made it first
+            raise _wrapped(f"create Secret {namespace}/{name}", exc) from exc
+        return True
 
     def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:
         target = kopf.Body(cast(kopf.RawBody, dict(body)))

@@ -50,6 +50,16 @@ class Drained:
 
 
 References = tuple[dict[str, CapacityPoolSpec], HostedEndpointSpec | None]
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    """The InferenceDeployment a created object belongs to (garbage-collected with it)."""
+
+    name: str
+    uid: str
+
+
 EventType = Literal["Normal", "Warning"]
 
 
@@ -86,6 +96,11 @@ class ClusterPort(Protocol):
 
     def write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the InferenceDeployment's status subresource."""
+        ...
+
+    def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
+        """Create the Secret `name` with a fresh random token under `key` unless it exists
+        (never overwritten: clients hold its token); True when it was created."""
         ...
 
     def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:

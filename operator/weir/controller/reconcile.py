@@ -22,14 +22,16 @@ from weir.api._base import describe_validation_error
 from weir.api.router import RouterPolicy
 from weir.api.status import InferenceDeploymentStatus, PoolStatus
 from weir.controller.children import (
+    CLIENT_TOKENS_KEY,
     ChildSettings,
     Inputs,
     InvalidReferenceError,
     Owner,
+    client_tokens_name,
     desired_children,
     engine_name,
 )
-from weir.controller.port import ApplyResult, ClusterError, ClusterPort, References
+from weir.controller.port import ApplyResult, ClusterError, ClusterPort, OwnerRef, References
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,13 @@ def reconcile(
         return Outcome(False, "InvalidReference", message, problem=message)
     digest = hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
     try:
+        if settings.client_auth:  # before the router that mounts it
+            cluster.ensure_secret(
+                owner.namespace,
+                client_tokens_name(owner.name),
+                OwnerRef(owner.name, owner.uid),
+                CLIENT_TOKENS_KEY,
+            )
         if applied is not None and applied.get(owner.uid) == digest:
             result = cluster.observe_children(owner.namespace, owner.name)
         else:

@@ -27,6 +27,16 @@ class OperatorSettings(BaseSettings):
         description="Extra `weir router` flags for every router pod (a JSON list in the "
         'environment), e.g. shorter timeouts: ["--first-token-timeout=5"].',
     )
+    router_client_auth: bool = Field(
+        default=True,
+        description="Routers require a bearer token from the Secret <deployment>-clients (the "
+        "operator creates it, a random token under `tokens`); false serves anyone in reach.",
+    )
+    allow_insecure_hosted: list[str] = Field(
+        default_factory=list,
+        description="Hosts (names, IPs, CIDRs; a JSON list) a HostedEndpoint may reach over "
+        "plain http; every other baseUrl must be https.",
+    )
     engine_cpu: str = Field(default="8", description="CPU request of an engine pod.")
     engine_memory: str = Field(default="64Gi", description="Memory request of an engine pod.")
     prometheus_url: str = Field(
