@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 from kubernetes import client
@@ -60,7 +61,7 @@ def operator_processes(exclude: frozenset[int] = frozenset()) -> list[RunningOpe
 def chart_operators(api: client.ApiClient) -> list[RunningOperator]:
     """Operator Deployments installed by the chart, with at least one replica."""
     try:
-        items = (
+        items: list[Any] = (
             client.AppsV1Api(api)
             .list_deployment_for_all_namespaces(label_selector=CHART_SELECTOR)
             .items
