@@ -156,6 +156,7 @@ def test_cluster_mode_is_one_cluster_role(tools):
     rendered = docs(tools)
     (role,) = by_kind(rendered, "ClusterRole")
     assert verbs_on(role["rules"], "deployments") >= WRITES
+    assert verbs_on(role["rules"], "secrets") == {"get", "create"}  # never list or watch
     assert by_kind(rendered, "Role") == [] and by_kind(rendered, "NetworkPolicy") == []
     assert [p["kind"] for p in by_kind(rendered, "ClusterKopfPeering")] == ["ClusterKopfPeering"]
 
@@ -174,6 +175,7 @@ def test_namespaced_mode_writes_only_in_the_watched_namespaces(tools):
         assert verbs_on(role["rules"], "deployments") >= WRITES
         assert verbs_on(role["rules"], "rolebindings") >= WRITES
         assert verbs_on(role["rules"], "endpointslices") == {"get", "list", "watch"}
+        assert verbs_on(role["rules"], "secrets") == {"get", "create"}
     bindings = by_kind(rendered, "RoleBinding")
     assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", "team-b"}
     for binding in bindings:
