@@ -3,6 +3,7 @@ server-side dry run and an install on the cluster."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -285,3 +286,17 @@ def test_rendered_pods_meet_pod_security_restricted(tools):
     for extra in ([], NAMESPACED):
         (operator,) = by_kind(docs(tools, *extra), "Deployment")
         assert restricted_problems(operator["spec"]["template"]["spec"], "operator") == []
+
+
+def test_plain_http_hosts_reach_the_operator_as_a_json_list(tools):
+    hosts = ["--set", "operator.allowInsecureHosted={hosted.test,10.0.0.0/8}"]
+    (operator,) = by_kind(docs(tools, *hosts), "Deployment")
+    env = {
+        e["name"]: e["value"] for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == ["hosted.test", "10.0.0.0/8"]
+    (default,) = by_kind(docs(tools), "Deployment")
+    env = {
+        e["name"]: e["value"] for e in default["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == []
