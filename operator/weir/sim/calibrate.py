@@ -163,3 +163,54 @@ def calibration_errors(profile: EngineProfile) -> list[PointError]:
     """The calibrated engine replaying each measured point (what `weir` reports as its error)."""
     spec = engine_for(profile)
     return [replay_point(spec, point) for point in measured_points(profile)]
+
+
+def report(profiles: dict[str, EngineProfile]) -> str:
+    """A text table of the calibrated engine against every measured point (for the record)."""
+    lines = [
+        "Simulated engine (weir.sim.engine) against the profiles' measured points.",
+        "Each point replayed closed-loop on one simulated replica; error = simulated/measured - 1.",
+        "",
+        f"{'profile':34} {'conc':>4} {'in/out':>10} {'TTFT p50 s':>17} {'ITL p50 ms':>15} "
+        f"{'tok/s':>15}  errors (TTFT, ITL, tok/s)",
+    ]
+    for stem, profile in sorted(profiles.items()):
+        spec = engine_for(profile)
+        c = spec.calibration
+        lines.append(
+            f"{stem}: {len(measured_points(profile))} measured, "
+            f"{len(profile.points) - len(measured_points(profile))} modelled points; "
+            f"memory eff {c.memory_efficiency:.3f}, compute eff {c.compute_efficiency:.3f}, "
+            f"step overhead {c.step_overhead_s * 1e3:.2f} ms, per seq {c.per_seq_s * 1e6:.1f} us, "
+            f"first-token overhead {c.first_token_overhead_s * 1e3:.1f} ms"
+            + ("" if measured_points(profile) else " (priors: nothing measured)")
+        )
+        for row in calibration_errors(profile):
+            p = row.point
+            e = row.errors
+            lines.append(
+                f"{'':34} {p.concurrency:>4} {p.input_tokens:>5}/{p.output_tokens:<4} "
+                f"{p.ttft_p50_s:>7.3f} vs {row.ttft_s:>6.3f} {p.itl_p50_s * 1e3:>6.2f} vs "
+                f"{row.itl_s * 1e3:>5.2f} {p.output_tokens_per_s:>7.0f} vs "
+                f"{row.output_tokens_per_s:>5.0f}  {e[0]:+.1%} {e[1]:+.1%} {e[2]:+.1%}"
+            )
+    errors = [abs(e) for p in profiles.values() for r in calibration_errors(p) for e in r.errors]
+    if errors:
+        lines.append("")
+        lines.append(
+            f"mean |error| {sum(errors) / len(errors):.1%}, max |error| {max(errors):.1%} "
+            f"over {len(errors) // 3} measured points"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    from weir.api.profile import load_profiles
+
+    print(
+        report(load_profiles(Path(sys.argv[1] if len(sys.argv) > 1 else "engines/profiles"))),
+        end="",
+    )

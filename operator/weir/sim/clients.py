@@ -76,3 +76,16 @@ def next_attempt(job: Job, at_s: float, duplicate: bool = False) -> Job:
         duplicate=duplicate,
         attempt=job.attempt if duplicate else job.attempt + 1,
     )
+
+
+def cut_short(job: Job, first_s: float, end_s: float, itl_s: float) -> tuple[float, int] | None:
+    """When a client leaves a stream that starts at `first_s` and ends at `end_s`, and the
+    tokens it had by then (None: it stays to the end)."""
+    late_start = first_s > job.give_up_s
+    if not late_start and end_s <= job.timeout_s:
+        return None
+    quit_s = min(job.give_up_s if late_start else float("inf"), job.timeout_s)
+    if quit_s < first_s:
+        return quit_s, 0
+    streamed = 1 + int((quit_s - first_s) / itl_s) if itl_s > 0 else job.output_tokens
+    return quit_s, min(job.output_tokens, streamed)

@@ -21,7 +21,7 @@ import heapq
 import itertools
 import math
 import random
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -32,10 +32,11 @@ from weir.planner.economics import hosted_dollars
 from weir.planner.types import PoolObservation, SpillPolicy
 from weir.planner.usefulness import Usefulness, judge_tokens, late_in_chunk
 from weir.sim.calibrate import engine_for
-from weir.sim.clients import Clients, next_attempt
+from weir.sim.clients import Clients, cut_short, next_attempt
 from weir.sim.engine import REPLICA_SPEED_SIGMA
-from weir.sim.hosted import BLOCK_TOKENS, HostedSim
+from weir.sim.hosted import HostedSim
 from weir.sim.policy import Decision, FleetMetrics, Observation, Policy, local_only
+from weir.sim.prefix import FleetCache
 from weir.sim.recorder import Recorder, RunResult
 from weir.sim.replica import Job, Replica
 from weir.sim.scenario import Scenario
@@ -98,6 +99,7 @@ class Simulation:
             if scenario.hosted
             else None
         )
+        self.retrying: dict[int, Job] = {}
         self.clients = Clients(stress, random.Random(config.seed * 104_729 + 3))
         self.dispatches: deque[tuple[float, bool, float]] = deque()
         self.hosted_recent = 0
@@ -110,8 +112,7 @@ class Simulation:
         self.accounting_start = config.preroll_s
         self.trace_end = config.preroll_s + (trace[-1].arrival_s if trace else 0.0)
         self.recorder = Recorder(self.pool_names, len(trace), self.accounting_start, self.trace_end)
-        self.cache: OrderedDict[int, None] = OrderedDict()
-        self.cache_blocks = scenario.prefix_cache_tokens // BLOCK_TOKENS
+        self.cache = FleetCache(scenario.prefix_cache_tokens)
         horizon = self.trace_end + config.drain_limit_s
         self.spot = SpotRisk(scenario, random.Random(config.seed * 31 + 7), horizon)
 
@@ -170,13 +171,15 @@ class Simulation:
         elif kind == _RESEND:
             self._on_resend(*cast(tuple[Job, int], payload), at)
         elif kind == _RETRY:
-            self._send(cast(Job, payload), at)
+            job = cast(Job, payload)
+            del self.retrying[id(job)]
+            self._send(job, at)
         elif kind == _RECLAIM:
             self._on_reclaim(*cast(tuple[str, float, float], payload), at)
 
     # -- requests ---------------------------------------------------------------------------
     def _arrive(self, request: Request, at: float, accounted: bool, index: int) -> None:
-        cached = self._fleet_cache(request)
+        cached = self.cache.hits(request)
         job = Job(
             index=index,
             arrival_s=at,
@@ -200,22 +203,6 @@ class Simulation:
             else:
                 self.push(timer.at_s, _GIVE_UP, (job, job.attempt, timer.kind))
         self._route(job, at)
-
-    def _fleet_cache(self, request: Request) -> int:
-        """Prefix-cache hits, the fleet's caches approximated as one shared LRU."""
-        if not request.hash_ids:
-            return 0
-        hits = 0
-        for block in request.hash_ids:
-            if block not in self.cache:
-                break
-            hits += 1
-        for block in request.hash_ids:
-            self.cache[block] = None
-            self.cache.move_to_end(block)
-        while len(self.cache) > self.cache_blocks:
-            self.cache.popitem(last=False)
-        return min(hits * BLOCK_TOKENS, request.input_tokens - 1)
 
     def _hosted_load(self, now: float) -> HostedLoad:
         while self.dispatches and self.dispatches[0][0] <= now - _SHARE_WINDOW_S:
@@ -280,20 +267,13 @@ class Simulation:
         end = first + itl * (job.output_tokens - 1)
         job.ended = True
         job.first_token_s = first
-        if first > job.give_up_s or end > job.timeout_s:
-            quit_s = min(job.give_up_s if first > job.give_up_s else math.inf, job.timeout_s)
-            produced = (
-                0 if quit_s < first else min(job.output_tokens, 1 + int((quit_s - first) / itl))
-            )
+        cut = cut_short(job, first, end, itl)
+        if cut is not None:
+            quit_s, produced = cut
             spec = self.scenario.hosted
             assert spec is not None
-            self._abandon(
-                job,
-                produced,
-                hosted_dollars(spec, job.input_tokens, cached, produced),
-                quit_s,
-                False,
-            )
+            paid = hosted_dollars(spec, job.input_tokens, cached, produced)
+            self._abandon(job, produced, paid, quit_s, False)
             return
         total_ttft = first - job.arrival_s
         late = late_in_chunk(itl, 1, self._slo_itl) * max(job.output_tokens - 1, 0)
@@ -345,7 +325,9 @@ class Simulation:
         backoff = self.clients.retries(job)
         self.recorder.abandoned(job, produced, dollars, final=backoff is None)
         if backoff is not None:
-            self.push(now + backoff, _RETRY, next_attempt(job, now + backoff))
+            retry = next_attempt(job, now + backoff)
+            self.retrying[id(retry)] = retry
+            self.push(now + backoff, _RETRY, retry)
 
     def _on_resend(self, job: Job, attempt: int, now: float) -> None:
         """A naive retry timer fired: the same request again, the first one not cancelled."""
@@ -479,7 +461,7 @@ class Simulation:
 
     # -- control loop -------------------------------------------------------------------------
     def _tick(self, now: float, arrivals_done: bool) -> bool:
-        busy = self.waiting or any(r.in_flight for r in self.replicas)
+        busy = self.waiting or self.retrying or any(r.in_flight for r in self.replicas)
         if arrivals_done and not busy:
             return False
         if arrivals_done and now > self.trace_end + self.config.drain_limit_s:
@@ -512,9 +494,10 @@ class Simulation:
 
     def _finish(self) -> None:
         now = self.trace_end + self.config.drain_limit_s
-        for job in list(self.waiting):
+        for job in [*self.waiting, *self.retrying.values()]:
             self.recorder.failed(job, now)
         self.waiting.clear()
+        self.retrying.clear()
         for replica in list(self.replicas):
             for job, produced in replica.evict_all(now):
                 self.recorder.wasted(job, produced)
