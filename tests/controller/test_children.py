@@ -11,12 +11,14 @@ import yaml
 from support.k8srules import object_problems, restricted_problems
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
 from weir.controller.children import (
+    ChildSettings,
     Inputs,
     InvalidReferenceError,
     Owner,
     desired_children,
     dns_name,
 )
+from weir.controller.isolation import PrometheusPeer
 from weir.router.config import RouterPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,3 +149,43 @@ def test_every_child_is_one_the_api_server_accepts_even_with_long_names():
 def test_a_name_the_router_service_cannot_carry_is_refused():
     with pytest.raises(InvalidReferenceError, match=r"metadata\.name"):
         children(owner=Owner("9-lives", "serving", "uid-1"))
+
+
+def test_no_network_policy_unless_the_operator_is_told():
+    assert not [kind for kind, _ in children() if kind == "NetworkPolicy"]
+
+
+def test_engines_answer_only_their_router_and_prometheus():
+    settings = ChildSettings(
+        network_policy=True, prometheus=PrometheusPeer(pod_labels=(("app", "prom"),))
+    )
+    objs = children(settings=settings)
+    engines, router = (
+        objs[("NetworkPolicy", "llama-8b-engines")],
+        objs[("NetworkPolicy", "llama-8b-router")],
+    )
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app": "prom"}},
+    }
+    mine = {"weir.dev/deployment": "llama-8b", "app.kubernetes.io/managed-by": "weir"}
+    assert engines["spec"]["podSelector"] == {
+        "matchLabels": {**mine, "weir.dev/component": "engine"}
+    }
+    (rule,) = engines["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {**mine, "weir.dev/component": "router"}}},
+        prometheus,
+    ]
+    assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    # the engine pods and the router pods carry the labels the policies select on
+    for name, component in (("llama-8b-h100-spot", "engine"), ("llama-8b-router", "router")):
+        labels = objs[("Deployment", name)]["spec"]["template"]["metadata"]["labels"]
+        assert {**mine, "weir.dev/component": component}.items() <= labels.items()
+    clients, scrape = router["spec"]["ingress"]
+    assert clients == {"ports": [{"port": 8080, "protocol": "TCP"}]}  # from anyone
+    assert scrape == {"from": [prometheus]}
+    for policy in (engines, router):
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        assert object_problems(policy) == []

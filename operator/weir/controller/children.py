@@ -13,6 +13,8 @@ Owned objects, all with an owner reference (deleting the resource deletes them):
 - the router's ConfigMap (settings and the live spill policy), Deployment and
   the Service clients call, named like the InferenceDeployment;
 - a PodDisruptionBudget that lets voluntary evictions take one engine at a time.
+- when the operator is told to (ChildSettings.network_policy), NetworkPolicies that
+  let only the deployment's router and Prometheus reach its engines (isolation.py).
 
 Every pod meets Pod Security "restricted" (non-root, RuntimeDefault seccomp, no
 privilege escalation, all capabilities dropped) with a read-only root
@@ -32,6 +34,7 @@ from weir.api.deployment import InferenceDeploymentSpec
 from weir.api.hosted import HostedEndpointSpec
 from weir.api.pool import CapacityPoolSpec
 from weir.api.resources import DEPLOYMENT_NAME
+from weir.controller.isolation import PrometheusPeer, network_policies
 from weir.engines.launch import (
     HTTP_PORT,
     Placement,
@@ -94,6 +97,10 @@ class ChildSettings:
     client_auth: bool = True
     # Hosts a plain-http hosted endpoint may use (tests, a proxy in the same network).
     insecure_hosted: tuple[str, ...] = ()
+    # NetworkPolicies per deployment (engines only from its router and Prometheus); off
+    # by default: where Prometheus runs is the cluster's, and a wrong guess blinds weir.
+    network_policy: bool = False
+    prometheus: PrometheusPeer = field(default_factory=PrometheusPeer)
 
 
 @dataclass(frozen=True)
@@ -458,10 +465,28 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
     ]
 
 
+def isolation(inputs: Inputs) -> list[dict[str, Any]]:
+    """The deployment's NetworkPolicies, when the operator is told to create them."""
+    owner, settings = inputs.owner, inputs.settings
+    if not settings.network_policy:
+        return []
+    policies = network_policies(
+        owner.name,
+        {DEPLOYMENT_LABEL: owner.name, **MANAGED_BY},
+        COMPONENT_LABEL,
+        (HTTP_PORT, ROUTER_PORT),
+        settings.prometheus,
+    )
+    for policy in policies:
+        policy["metadata"]["labels"] = _labels(owner, "network")
+    return [_owned(policy, owner) for policy in policies]
+
+
 def desired_children(inputs: Inputs) -> list[dict[str, Any]]:
     """Every object the InferenceDeployment should own, in apply order."""
     check_references(inputs)
     return [
+        *isolation(inputs),
         *engine_children(inputs),
         *engine_services(inputs),
         engine_pdb(inputs.owner),
