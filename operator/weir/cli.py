@@ -45,6 +45,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "crds": ("weir.controller.crds:crds", "Generate the CRDs in crds/ from the pydantic models."),
     "operator": ("weir.controller.cli:operator", "Run the operator (kopf) against the cluster."),
+    "doctor": (
+        "weir.controller.doctor:doctor",
+        "Check weir on a cluster end to end: CRDs, operator, series, pools' nodes, endpoints.",
+    ),
 }
 
 _BENCH_COMMANDS: dict[str, tuple[str, str]] = {

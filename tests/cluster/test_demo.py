@@ -5,6 +5,7 @@ computed here by hand from the raw Prometheus series of the run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,23 @@ def test_demo_tells_the_whole_story(cluster, tmp_path):
                 "weir.dev", "v1alpha1", "default", "inferencedeployments", "llama-70b"
             )
         assert missing.value.status == 404
+        # and the cluster it leaves is healthy as far as `weir doctor` can tell
+        doctor = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "weir",
+                "doctor",
+                "--json",
+                f"--prometheus={cluster.settings.prometheus_url}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "WEIR_OPERATOR_KUBECONFIG": str(cluster.settings.kubeconfig)},
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     finally:
         subprocess.run(
             [

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 
@@ -57,3 +60,19 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
         "the planner's mix to hold the short and the long prompts in buckets of their own",
         60,
     )
+    # the planner reports what it learned of the engines' speed (or that it has no data yet)
+    decision = loop.status().get("lastDecision") or {}
+    assert any(r.startswith("capacity ") for r in decision.get("reasons", [])), decision
+    # and `weir doctor` finds this deployment's router and engine series where the queries look
+    done = subprocess.run(
+        [sys.executable, "-m", "weir", "doctor", "--json", f"--prometheus={loop.prom.url}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WEIR_OPERATOR_KUBECONFIG": str(loop.settings.kubeconfig)},
+        check=False,
+    )
+    findings = json.loads(done.stdout)["findings"]
+    mine = [f for f in findings if f["subject"].startswith(f"{loop.namespace}/")]
+    assert {f["check"] for f in mine} >= {"operator", "metrics"}, mine
+    assert all(f["ok"] for f in mine if f["check"] in ("operator", "metrics")), mine

@@ -1,0 +1,103 @@
+"""`weir doctor`'s checks, each on facts that break one thing (pure, no cluster)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.test_control import example
+from weir.controller.doctor_checks import DeploymentFacts, Facts, Node, diagnose, matching_nodes
+
+NS = "team-a"
+
+
+def _healthy() -> Facts:
+    spec, pools, hosted = example()
+    nodes = tuple(
+        Node(
+            f"{pool}-0",
+            dict(p.node_selector),
+            tuple((t.key, t.value or "true", t.effect or "NoSchedule") for t in p.tolerations),
+            8,
+            True,
+        )
+        for pool, p in pools.items()
+    )
+    deployment = DeploymentFacts(NS, "llm", spec, None, 1, {b.pool: 1 for b in spec.pools}, 5.0)
+    secret = hosted.secret_ref
+    return Facts(
+        crds={"inferencedeployments.weir.dev": "ok"},
+        nodes=nodes,
+        pools=pools,
+        hosted={(NS, spec.hosted.endpoint): hosted},
+        secrets={(NS, secret.name): frozenset({secret.key})} if secret else {},
+        deployments=(deployment,),
+        prometheus="ok",
+        router_series=frozenset({(NS, "llm")}),
+        engine_series=frozenset((NS, "llm", b.pool) for b in spec.pools),
+        reachable={hosted.base_url: "ok"},
+    )
+
+
+def _failures(facts: Facts) -> list[str]:
+    return [f"{f.check} {f.subject}: {f.message}" for f in diagnose(facts) if not f.ok]
+
+
+def test_a_healthy_cluster_is_all_green():
+    assert _failures(_healthy()) == []
+
+
+def test_a_pool_with_no_matching_nodes_is_named():
+    facts = _healthy()
+    pool = next(iter(facts.pools))
+    unlabelled = tuple(replace(n, labels={}) if n.name.startswith(pool) else n for n in facts.nodes)
+    (failure,) = _failures(replace(facts, nodes=unlabelled))
+    assert failure.startswith(f"pool {pool}: no Ready node") and "Pending" in failure
+
+
+def test_taints_must_be_tolerated_and_gpus_enough():
+    facts = _healthy()
+    name, pool = next(iter(facts.pools.items()))
+    tainted = tuple(
+        replace(n, taints=(*n.taints, ("dedicated", "x", "NoSchedule"))) for n in facts.nodes
+    )
+    assert matching_nodes(pool, tainted) == []
+    small = tuple(replace(n, gpus=0) for n in facts.nodes)
+    assert any(f.startswith(f"pool {name}") for f in _failures(replace(facts, nodes=small)))
+
+
+def test_a_missing_hosted_key_secret_is_named():
+    (failure,) = _failures(replace(_healthy(), secrets={}))
+    assert failure.startswith("hosted key") and "does not exist" in failure
+
+
+def test_missing_router_series_for_a_ready_router_are_named():
+    (failure,) = _failures(replace(_healthy(), router_series=frozenset()))
+    assert failure.startswith(f"metrics {NS}/llm") and "not scraped" in failure
+
+
+def test_missing_engine_series_name_the_pool():
+    facts = _healthy()
+    (failure,) = _failures(replace(facts, engine_series=frozenset(list(facts.engine_series)[1:])))
+    assert "engine pod(s) Ready but no trtllm_* series" in failure
+
+
+def test_no_operator_and_no_prometheus_are_named():
+    facts = _healthy()
+    stale = replace(facts.deployments[0], last_decision_age_s=None)
+    failures = _failures(replace(facts, deployments=(stale,), prometheus="down: refused"))
+    assert any(f.startswith("operator") and "is an operator running" in f for f in failures)
+    assert any(f.startswith("prometheus") and "refused" in f for f in failures)
+
+
+def test_an_unreachable_endpoint_and_a_stale_crd_are_named():
+    facts = _healthy()
+    url = next(iter(facts.reachable))
+    failures = _failures(
+        replace(
+            facts,
+            reachable={url: "does not answer (ConnectError)"},
+            crds={"inferencedeployments.weir.dev": "schema of another weir version"},
+        )
+    )
+    assert any("does not answer" in f for f in failures)
+    assert any(f.startswith("CRD") and "another weir version" in f for f in failures)
