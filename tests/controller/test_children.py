@@ -129,6 +129,8 @@ def test_every_child_pod_meets_pod_security_restricted_with_a_read_only_root():
     mounts = {m["mountPath"] for m in engine["volumeMounts"] if not m.get("readOnly")}
     assert env["HOME"] in mounts  # TensorRT-LLM's JIT and compile caches land in ~/.cache
     assert env["HF_HOME"].startswith("/tmp/")
+    assert found["llama-8b-h100-spot"]["automountServiceAccountToken"] is False
+    assert found["llama-8b-router"]["automountServiceAccountToken"] is True  # EndpointSlices
 
 
 def test_the_checker_sees_a_pod_that_breaks_restricted():

@@ -290,6 +290,9 @@ def engine_pod_spec(
         "terminationGracePeriodSeconds": placement.termination_grace_s,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(ENGINE_UID),
+        # the engine never calls the API server; a model repo's code (trust_remote_code)
+        # must not find a token to do so
+        "automountServiceAccountToken": False,
     }
     if placement.node_selector:
         spec["nodeSelector"] = dict(placement.node_selector)
