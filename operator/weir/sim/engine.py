@@ -153,7 +153,10 @@ def _model_facts(name: str) -> ModelFacts:
             return facts
     match = re.search(r"(\d+(?:\.\d+)?)b\b", key)
     if not match:
-        raise ValueError(f"engine: no architecture facts for model {name!r}")
+        raise ValueError(
+            f"engine: no architecture facts for model {name!r}: add it to weir.sim.engine._MODELS "
+            "or name its size in billions (e.g. '-8B-')"
+        )
     billions = float(match.group(1))
     # a Llama-shaped guess: hidden grows with the square root of the size
     hidden = int(4096 * math.sqrt(billions / 8.0))
@@ -161,11 +164,13 @@ def _model_facts(name: str) -> ModelFacts:
 
 
 def _gpu_facts(name: str) -> GpuFacts:
+    """The GPU's data sheet; an unknown GPU runs on H100 numbers, which the fitted
+    efficiencies then absorb when the profile has measured points."""
     key = name.lower()
     for stem, facts in _GPUS:
         if stem in key:
             return facts
-    raise ValueError(f"engine: no data-sheet facts for GPU {name!r}")
+    return dict(_GPUS)["h100"]
 
 
 def _bytes_per_value(precision: str) -> float:

@@ -68,11 +68,6 @@ class Job:
     give_up_s: float = float("inf")
     timeout_s: float = float("inf")
 
-    @property
-    def context(self) -> float:
-        """KV tokens the request holds on average while it runs (prompt plus half its output)."""
-        return self.input_tokens + self.output_tokens / 2
-
 
 @dataclass(slots=True, eq=False)
 class _Prefill:
