@@ -11,8 +11,8 @@ web search or a service tier, stays behind), and bounds the prompt by the
 byte length of exactly the body it sends: byte-level BPE tokens are at
 least one byte long, so bytes bound tokens, plus a generous template
 overhead per message and per tool. Content it cannot price (images,
-audio, files: billed per tile or second, not per byte) makes a request
-ineligible for hosted: it is served locally or refused like any request
+audio, files: billed per tile or second, not per byte), or a completion
+that echoes its prompt, makes a request ineligible for hosted: it is served locally or refused like any request
 the hosted tier cannot take. Property-tested in tests/router against a
 biller that charges the most a provider could.
 """
@@ -99,13 +99,12 @@ def hosted_input_bound(parsed: dict[str, Any], *, chat: bool) -> int | None:
     fields = hosted_fields(parsed, chat=chat)
     if chat and not _priceable(fields.get("messages")):
         return None
+    if fields.get("echo") is True:
+        return None  # the prompt may come back billed as output: not bounded here
     size = len(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
     messages = fields.get("messages")
     tools = [fields.get("tools"), fields.get("functions")]
     count = len(messages) if isinstance(messages, list) else 1
     tool_count = sum(len(t) for t in tools if isinstance(t, list))
     bound = _BASE_TOKENS + _MODEL_FIELD_BYTES + size
-    bound += _PER_MESSAGE_TOKENS * count + _PER_TOOL_TOKENS * tool_count
-    if not chat and fields.get("echo") is True:
-        bound *= 2  # the prompt comes back as output too
-    return bound
+    return bound + _PER_MESSAGE_TOKENS * count + _PER_TOOL_TOKENS * tool_count
