@@ -12,9 +12,10 @@ byte length of exactly the body it sends: byte-level BPE tokens are at
 least one byte long, so bytes bound tokens, plus a generous template
 overhead per message and per tool. Content it cannot price (images,
 audio, files: billed per tile or second, not per byte), or a completion
-that echoes its prompt, makes a request ineligible for hosted: it is served locally or refused like any request
-the hosted tier cannot take. Property-tested in tests/router against a
-biller that charges the most a provider could.
+that echoes its prompt, makes a request ineligible for hosted: it is
+served locally or refused like any request the hosted tier cannot take.
+Property-tested in tests/router against a biller that charges the most a
+provider could.
 """
 
 from __future__ import annotations
