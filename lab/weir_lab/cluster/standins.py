@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 Kind = Literal["engine", "router", "other", "unrunnable"]
 
 
@@ -93,6 +95,37 @@ def python(pod_dir: Path) -> list[str]:
 def _seed(pod: dict[str, Any]) -> int:
     """Each pod draws its own latencies, the same ones every time it is run."""
     return zlib.crc32(pod["metadata"]["name"].encode()) & 0x7FFFFFFF
+
+
+# A CapacityPool annotation of the lab's: its engines run this many times as fast as the
+# profile the operator plans with (0.85: 15% slower), as real hardware, drivers or prompts
+# make them. The operator never reads it; it has to learn the difference from the engines.
+ENGINE_SPEED_ANNOTATION = "lab.weir.dev/engine-speed"
+
+
+def engine_speed(pool: dict[str, Any]) -> float:
+    """The pool's engine speed relative to its profile (1 unless the lab annotates it)."""
+    text = ((pool.get("metadata") or {}).get("annotations") or {}).get(ENGINE_SPEED_ANNOTATION)
+    try:
+        speed = float(text) if text is not None else 1.0
+    except ValueError:
+        return 1.0
+    return speed if 0.1 <= speed <= 10.0 else 1.0
+
+
+def at_speed(profile_text: str, speed: float) -> str:
+    """The profile of an engine `speed` times as fast: every latency / speed, throughput x speed."""
+    if speed == 1.0:
+        return profile_text
+    profile = yaml.safe_load(profile_text)
+    for point in profile.get("points") or []:
+        for key in ("ttft_p50_s", "ttft_p95_s", "itl_p50_s", "itl_p95_s"):
+            if key in point:
+                point[key] = point[key] / speed
+        if "output_tokens_per_s" in point:
+            point["output_tokens_per_s"] = point["output_tokens_per_s"] * speed
+    profile["source"] = f"{profile.get('source', '')} (lab: engines at {speed}x this profile)"
+    return str(yaml.safe_dump(profile, sort_keys=False))
 
 
 def engine_standin(

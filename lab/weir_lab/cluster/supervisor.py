@@ -184,14 +184,15 @@ class Supervisor:
                 "weir.dev", "v1alpha1", ns, "inferencedeployments", owner
             )
             spec = InferenceDeploymentSpec.model_validate(body.get("spec") or {})
-            pools = {
-                b.pool: CapacityPoolSpec.model_validate(
-                    self.custom.get_cluster_custom_object(
-                        "weir.dev", "v1alpha1", "capacitypools", b.pool
-                    ).get("spec")
-                    or {}
+            bodies = {
+                b.pool: self.custom.get_cluster_custom_object(
+                    "weir.dev", "v1alpha1", "capacitypools", b.pool
                 )
                 for b in spec.pools
+            }
+            pools = {
+                name: CapacityPoolSpec.model_validate(body.get("spec") or {})
+                for name, body in bodies.items()
             }
         except ApiException as exc:
             raise StandInError(f"cannot read {ns}/{owner} or its pools: {exc.reason}") from exc
@@ -204,7 +205,7 @@ class Supervisor:
         except PlanningError as exc:
             raise StandInError(str(exc)) from exc
         stem = next(k for k, v in self.profiles.items() if v is matched)
-        text = self.profile_texts[stem]
+        text = standins.at_speed(self.profile_texts[stem], standins.engine_speed(bodies[pool]))
         cold = min(pools[pool].cold_start_seconds, self.settings.max_cold_start_s)
         return text, spec.model.name, cold
 

@@ -1,0 +1,71 @@
+"""Capacity learned online: engines 15% slower than their profile, and weir finds out.
+
+The lab annotates the pool so its emulated engines run at 0.85x the profile
+the operator plans with (`lab.weir.dev/engine-speed`); the operator is not
+told. From the engines' own series it must learn a speed near 0.85, say so in
+its decision's reasons, and keep the useful share of tokens at the target
+once it has learned.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from support.scenarios import assert_none_failed, workload
+from weir_lab.closedloop.harness import MODEL, Shape
+from weir_lab.closedloop.traffic import Background
+from weir_lab.cluster.standins import ENGINE_SPEED_ANNOTATION
+from weir_lab.cluster.wait import wait_for
+
+SPEED = 0.85
+
+
+def _learned(loop, pool: str) -> float | None:
+    reasons = (loop.status().get("lastDecision") or {}).get("reasons", [])
+    for reason in reasons:
+        found = re.match(rf"capacity {re.escape(pool)}: ([0-9.]+)x profile", reason)
+        if found:
+            return float(found.group(1))
+    return None
+
+
+def _useful(loop) -> tuple[float, float]:
+    useful = loop.counter("weir_router_tokens_total", 'kind="output",usefulness="useful"')
+    return useful, loop.counter("weir_router_tokens_total", 'kind="output"')
+
+
+def test_weir_learns_engines_slower_than_their_profile_and_holds_the_slo(loop_for):
+    loop = loop_for(Shape(on_demand=(1, 4), spot=(0, 0), cold_start_s=3.0))
+    pool = f"{loop.namespace}-od"
+    loop.custom.patch_cluster_custom_object(
+        "weir.dev",
+        "v1alpha1",
+        "capacitypools",
+        pool,
+        {"metadata": {"annotations": {ENGINE_SPEED_ANNOTATION: str(SPEED)}}},
+    )
+    for pod in loop.engine_pods():  # their replacements run at the pool's real speed
+        loop.core.delete_namespaced_pod(pod.metadata.name, loop.namespace)
+    wait_for(lambda: loop.ready_engines() >= 1, "a slow engine to be ready", 90)
+    url = loop.wait_router()
+    traffic = Background(url, workload(6.0, 180.0), model=MODEL, api_key=loop.client_token())
+    traffic.start()
+    wait_for(
+        lambda: (s := _learned(loop, pool)) is not None and abs(s - SPEED) <= 0.08,
+        f"the operator to learn a speed near {SPEED}",
+        150,
+        interval_s=2.0,
+    )
+    learned_after_s = traffic.elapsed_s()
+    start_useful, start_total = _useful(loop)
+    result = traffic.join(300)
+    assert_none_failed(result)
+    loop.wait_scraped(time.time())
+    end_useful, end_total = _useful(loop)
+    speed = _learned(loop, pool)
+    assert speed is not None and abs(speed - SPEED) <= 0.08, speed
+    assert learned_after_s < 150
+    assert end_total - start_total > 5000, "enough tokens after learning to judge"
+    share = (end_useful - start_useful) / (end_total - start_total)
+    assert share >= 0.99, (share, speed)
