@@ -109,3 +109,11 @@ def hosted_input_bound(parsed: dict[str, Any], *, chat: bool) -> int | None:
     tool_count = sum(len(t) for t in tools if isinstance(t, list))
     bound = _BASE_TOKENS + _MODEL_FIELD_BYTES + size
     return bound + _PER_MESSAGE_TOKENS * count + _PER_TOOL_TOKENS * tool_count
+
+
+def safe_hosted_input_bound(parsed: dict[str, Any], *, chat: bool) -> int | None:
+    """`hosted_input_bound`, or None when the body cannot be re-encoded (it stays local)."""
+    try:
+        return hosted_input_bound(parsed, chat=chat)
+    except (ValueError, TypeError, RecursionError):
+        return None

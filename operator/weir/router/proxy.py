@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from weir.router.backends import BackendSet
 from weir.router.breaker import CircuitBreaker
 from weir.router.budget import Reservation
 from weir.router.config import RouterPolicy, RouterSettings, check_hosted_transport
-from weir.router.cost import MAX_CHOICES, choices, hosted_input_bound
+from weir.router.cost import MAX_CHOICES, choices, safe_hosted_input_bound
 from weir.router.dedupe import MAX_KEY_BYTES, DuplicateKeys
 from weir.router.errors import (
     ClientRequestError,
@@ -347,20 +348,20 @@ class Router:
             spill.breaker.success()
 
     def _shape(self, request: ClientRequest) -> Request:
-        """What admission needs; the hosted price bound only when hosted may be used."""
+        """What admission needs; the hosted price bound is computed only if hosted is tried."""
         policy = self.policy
-        bound = None
-        if policy.hosted_enabled and policy.hosted is not None:
-            n = choices(request.parsed)
-            if n > MAX_CHOICES:
-                raise ClientRequestError(f"'n' and 'best_of' must be at most {MAX_CHOICES}")
-            try:
-                bound = hosted_input_bound(request.parsed, chat=request.chat)
-            except (ValueError, RecursionError):
-                bound = None  # cannot be re-encoded: it will not go hosted
-        else:
-            n = 1
-        return Request(request.prefill_estimate, request.prompt_bound, request.max_tokens, n, bound)
+        if not (policy.hosted_enabled and policy.hosted is not None):
+            return Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
+        n = choices(request.parsed)
+        if n > MAX_CHOICES:
+            raise ClientRequestError(f"'n' and 'best_of' must be at most {MAX_CHOICES}")
+        return Request(
+            request.prefill_estimate,
+            request.prompt_bound,
+            request.max_tokens,
+            n,
+            bound_fn=functools.partial(safe_hosted_input_bound, request.parsed, chat=request.chat),
+        )
 
     def _hosted_failed(self, exc: UpstreamError) -> None:
         if isinstance(exc, UpstreamStatusError) and exc.status == 429:

@@ -44,13 +44,16 @@ class Request:
     max_tokens: int | None
     choices: int = 1
     hosted_input_bound: int | None = None  # None: no hosted price can be bounded
+    # computes the bound when first needed instead (most requests never go hosted)
+    bound_fn: Callable[[], int | None] | None = None
 
     def hosted_tokens(self, model: str, default_max_tokens: int) -> tuple[int, int] | None:
         """(input, output) tokens a hosted answer may bill at most, or None."""
-        if self.hosted_input_bound is None:
+        bound = self.hosted_input_bound if self.bound_fn is None else self.bound_fn()
+        if bound is None:
             return None
         output = self.choices * (self.max_tokens or default_max_tokens)
-        return self.hosted_input_bound + len(model.encode()), output
+        return bound + len(model.encode()), output
 
 
 @dataclass(slots=True)
