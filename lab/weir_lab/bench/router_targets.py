@@ -193,6 +193,7 @@ def _weir(upstream_port: int, port: int, workdir: Path) -> Launch:
     cmd = [sys.executable, "-c", "from weir.cli import main; main()", "router"]
     cmd += ["--model", "bench-model", "--backend", f"http://127.0.0.1:{upstream_port}"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--policy-file", str(policy)]
+    cmd += ["--allow-anonymous", "--metrics-port", "0"]  # the bench sends no token
     return [*cmd, "--log-level", "warning"], "/healthz", None
 
 

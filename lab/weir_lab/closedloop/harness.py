@@ -132,7 +132,10 @@ def hosted_manifests(hosted_url: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "hosted-key"},
+            "metadata": {
+                "name": "hosted-key",
+                "annotations": {"weir.dev/hosted-endpoints": "hosted"},  # the key may go there
+            },
             "stringData": {"api-key": HOSTED_KEY},
         },
         {

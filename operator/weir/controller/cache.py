@@ -12,6 +12,7 @@ server only for what it has not seen yet (and then remembering it). Writes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ class WatchCache:
     children: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Secrets known to exist (ensured once; their owner's deletion takes them)
     secrets: set[tuple[str, str]] = field(default_factory=set)
+    # (namespace, endpoint) -> when its key Secret's opt-in was last checked (monotonic s)
+    opt_in_checked: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def pool_seen(self, name: str, spec: Mapping[str, Any] | None) -> None:
         """A CapacityPool event (spec None: deleted)."""
@@ -79,6 +82,9 @@ class WatchCache:
             children[name] = dict(status)
 
 
+OPT_IN_RECHECK_S = 60.0
+
+
 def _known(value: Any) -> Any:
     if isinstance(value, str):
         raise InvalidReferenceError(value)
@@ -99,17 +105,28 @@ class CachedCluster:
         names = [b.pool for b in spec.pools]
         hosted_key = None if spec.hosted is None else (namespace, spec.hosted.endpoint)
         cached_all = all(n in self.cache.pools for n in names) and (
-            hosted_key is None or hosted_key in self.cache.hosted
+            hosted_key is None
+            or (hosted_key in self.cache.hosted and self._opt_in_fresh(hosted_key))
         )
         if not cached_all:  # not seen yet (or really missing): ask, and remember
-            pools, hosted = self.inner.read_references(namespace, spec)
+            pools, hosted = self.inner.read_references(namespace, spec)  # checks the opt-in
             self.cache.pools.update(pools)
             if hosted_key is not None and hosted is not None:
                 self.cache.hosted[hosted_key] = hosted
+                self.cache.opt_in_checked[hosted_key] = time.monotonic()
             return pools, hosted
         found = {n: _known(self.cache.pools[n]) for n in names}
         endpoint = None if hosted_key is None else _known(self.cache.hosted[hosted_key])
         return found, endpoint
+
+    def _opt_in_fresh(self, key: tuple[str, str]) -> bool:
+        """Whether the endpoint's key Secret was checked lately: the watch sees endpoints,
+        not Secrets, so a withdrawn opt-in is noticed within OPT_IN_RECHECK_S."""
+        hosted = self.cache.hosted.get(key)
+        if not isinstance(hosted, HostedEndpointSpec) or hosted.secret_ref is None:
+            return True
+        checked = self.cache.opt_in_checked.get(key)
+        return checked is not None and time.monotonic() - checked < OPT_IN_RECHECK_S
 
     def apply_children(
         self,
