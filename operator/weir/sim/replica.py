@@ -146,8 +146,12 @@ class Replica:
         pos = 0.0
         if self.prefill:
             head = self.prefill[0]
-            backlog = sum(max(entry.remaining, 0.0) for entry in self.prefill)
             q = float(max(e.token_budget - n, e.token_budget // 8))
+            backlog = 0.0
+            for entry in self.prefill:  # only as far as the step's budget reaches
+                backlog += entry.remaining if entry.remaining > 0 else 0.0
+                if backlog >= q:
+                    break
             q = min(q, max(backlog, 1.0))
             pos = max(head.job.kv_need - head.remaining, 0.0) + min(q, head.remaining) / 2
         step = e.step_s(n, ctx, q, pos) * self.slowdown
