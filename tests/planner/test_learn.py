@@ -1,7 +1,7 @@
 """Capacity learned online: the speed belief converges, ignores no data, shrugs off a wild window.
 
-Evidence is generated from a known true speed with the engine mechanics the
-estimator inverts (time per output token = A / (s - U)), with multiplicative
+Evidence is generated from a known true speed with the profile curve the
+estimator reads (time per output token = profile ITL / s), with multiplicative
 noise, every 15 s over a 60 s window, as the operator reads it.
 """
 
@@ -18,7 +18,7 @@ from planner.conftest import conversation_mix, snapshot
 from weir.api import EngineProfile
 from weir.controller.control import decode_state, encode_state
 from weir.planner.capacity import Workload, model_at_speed, model_for
-from weir.planner.learn import observed_speed
+from weir.planner.learn import observed_speed, profile_itl
 from weir.planner.optimise import plan
 from weir.planner.speed import SPEED_BOUNDS, SpeedBelief, update
 from weir.planner.types import EngineWindow, PlannerState, PlanningSpec
@@ -30,13 +30,9 @@ def _window(profile: EngineProfile, speed: float, rng: random.Random, noise: flo
     """What engines at `speed` x their profile show at a moderate load."""
     mix = conversation_mix(10.0)
     requests = sum(b.requests for b in mix)
-    params = model_for(profile).params
-    context = sum(b.input_tokens for b in mix) / requests + 75.0
     prefill = sum(b.prefill_tokens for b in mix) / requests
     running, rate = 12.0, 2.0
-    step = params.step_s(running, context)
-    share = rate * prefill * params.prefill_s_per_token
-    tpot = step / (speed - share) * math.exp(rng.gauss(0.0, noise))
+    tpot = profile_itl(profile, running, prefill) / speed * math.exp(rng.gauss(0.0, noise))
     return EngineWindow(2.0, running, tpot, rate, 4000.0), mix
 
 
@@ -137,3 +133,12 @@ def test_the_planner_sizes_replicas_at_the_learned_speed(
     assert any("0.8" in r and "x profile" in r for r in last.reasons), last.reasons
     restored = decode_state(encode_state(state))
     assert restored is not None and dict(restored.speeds) == beliefs
+
+
+def test_a_window_whose_load_changed_is_no_evidence(profiles):
+    profile = profiles["spot"]
+    window, mix = _window(profile, 0.85, random.Random(5))
+    steady = replace(window, e2e_s=window.running / window.requests_per_s)
+    assert observed_speed(steady, profile, mix) is not None
+    ramping = replace(window, e2e_s=3 * window.running / window.requests_per_s)
+    assert observed_speed(ramping, profile, mix) is None  # Little's law does not hold

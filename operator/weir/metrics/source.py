@@ -161,6 +161,7 @@ def engine_windows(parts: dict[str, float]) -> tuple[tuple[str, EngineWindow], .
             tpot_s=q.get("tpot_sum", 0.0) / count,
             requests_per_s=q.get("requests", 0.0) / replicas,
             output_tokens=q.get("tokens", 0.0),
+            e2e_s=q["e2e_sum"] / q["e2e_count"] if q.get("e2e_count") else 0.0,
         )
         windows.append((pool, window))
     return tuple(windows)

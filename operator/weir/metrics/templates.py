@@ -40,7 +40,8 @@ HISTOGRAM_NAMES = ("prefill_histogram",)
 # - local_tokens: the local replicas' output tokens over the attainment window, by
 #   usefulness (both halves of the attainment feedback's fraction);
 # - engines: the engines' own evidence of their speed, by pool and quantity (tpot_sum,
-#   tpot_count, running, replicas, tokens, requests), for capacity learned online.
+#   tpot_count, running, replicas, tokens, requests, e2e_sum, e2e_count), for capacity
+#   learned online.
 SPLIT_NAMES: dict[str, tuple[str, ...]] = {
     "output_tokens": ("usefulness",),
     "local_tokens": ("usefulness",),
@@ -71,6 +72,11 @@ _ENGINES = " or ".join(
         ),
         ("tokens", f"sum {_BY_POOL} (increase(trtllm_generation_tokens_total[{{window}}]))"),
         ("requests", f"sum {_BY_POOL} (rate(trtllm_request_success_total[{{window}}]))"),
+        ("e2e_sum", f"sum {_BY_POOL} (rate(trtllm_e2e_request_latency_seconds_sum[{{window}}]))"),
+        (
+            "e2e_count",
+            f"sum {_BY_POOL} (rate(trtllm_e2e_request_latency_seconds_count[{{window}}]))",
+        ),
     )
 )
 

@@ -67,6 +67,7 @@ class EngineWindow:
     tpot_s: float  # mean time per output token
     requests_per_s: float  # per replica
     output_tokens: float  # all replicas, over the window
+    e2e_s: float = 0.0  # mean request duration (0: unknown)
 
 
 @dataclass(frozen=True)
