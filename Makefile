@@ -35,3 +35,14 @@ cluster-down: $(BIN)/.installed
 
 clean: cluster-down
 	rm -rf $(VENV) out
+
+# The image (Containerfile) with podman, buildah or docker, whichever is here
+# (e2e/image/build.sh): tagged IMAGE_REPO:<chart appVersion>, cached by content.
+# IMAGE_BASE=docker.io/library/python:3.11-slim builds on a registry base
+# instead of the Debian one made on this machine.
+IMAGE_REPO ?= ghcr.io/weir-dev/weir
+IMAGE_BASE ?=
+
+.PHONY: image
+image:
+	IMAGE_REPO='$(IMAGE_REPO)' IMAGE_BASE='$(IMAGE_BASE)' e2e/image/build.sh
