@@ -3,7 +3,8 @@
     .venv/bin/python bench/run_reports.py [--jobs 2] [--seeds 5] [--only NAME,...]
 
 Runs `weir bench planner` on both shared traces and on generated workloads
-(bench/make_traces.py, seeds 100-104, held out from the peer sweep), with the
+(`bench/make_traces.py /tmp/weir-traces 1200`: 20 minutes each, seeds 100-104,
+held out from the peer sweep; 300 s preroll), with the
 tuned peers of bench/peers/tuned.yaml, then bench/write_report.py on each
 folder and writes bench/reports/table.md (the table bench/reports/README.md
 quotes).
@@ -21,14 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "traces"
 GENERATED = Path("/tmp/weir-traces")
+_SHORT = ["--preroll-s", "300"]
 RUNS: tuple[tuple[str, Path, list[str]], ...] = (
     ("azure-conv-default", SHARED / "AzureLLMInferenceTrace_conv.csv", []),
     ("mooncake-default", SHARED / "mooncake_synthetic_trace.jsonl", []),
-    ("steady-default", GENERATED / "steady.csv", []),
-    ("bursty-default", GENERATED / "bursty.csv", []),
-    ("daily-default", GENERATED / "daily.csv", []),
-    ("long_context-default", GENERATED / "long_context.jsonl", []),
-    ("agentic-default", GENERATED / "agentic.jsonl", []),
+    ("steady-default", GENERATED / "steady.csv", _SHORT),
+    ("bursty-default", GENERATED / "bursty.csv", _SHORT),
+    ("daily-default", GENERATED / "daily.csv", _SHORT),
+    ("long_context-default", GENERATED / "long_context.jsonl", _SHORT),
+    ("agentic-default", GENERATED / "agentic.jsonl", _SHORT),
     (
         "azure-conv-engine-0.8",
         SHARED / "AzureLLMInferenceTrace_conv.csv",
@@ -42,9 +44,10 @@ RUNS: tuple[tuple[str, Path, list[str]], ...] = (
 )
 
 
-def _one(name: str, trace: Path, extra: list[str], seeds: int) -> str:
+def _one(name: str, trace: Path, extra: list[str], seeds: int, keep: int) -> str:
     out = ROOT / "bench" / "reports" / name
-    args = ["--trace", str(trace), "--seeds", str(seeds), *extra, "--out", str(out)]
+    args = ["--trace", str(trace), "--seeds", str(seeds), "--keep", str(keep), *extra]
+    args += ["--out", str(out)]
     shown = [".venv/bin/weir", "bench", "planner", *args]
     shown = [a.replace(str(ROOT.parent), "..").replace(str(ROOT) + "/", "") for a in shown]
     log = ROOT / "bench" / "reports" / f".{name}.log"
@@ -100,12 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--keep", type=int, default=3, help="Peers kept after the first seed.")
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     wanted = [n for n in args.only.split(",") if n]
     runs = [r for r in RUNS if not wanted or r[0] in wanted]
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(_one, n, t, e, args.seeds) for n, t, e in runs]
+        futures = [pool.submit(_one, n, t, e, args.seeds, args.keep) for n, t, e in runs]
         for future in futures:
             print(f"done {future.result()}", flush=True)
     (ROOT / "bench" / "reports" / "table.md").write_text(table([r[0] for r in RUNS]))

@@ -85,9 +85,9 @@ def _table(summary: dict[str, Any]) -> list[str]:
     lines = [
         "## Results (mean over seeds, [95% interval])",
         "",
-        "| policy | $/M useful | useful fraction | hosted requests | GPU $ | hosted $ "
+        "| policy | seeds | $/M useful | useful fraction | hosted requests | GPU $ | hosted $ "
         "| TTFT p95 s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ordered = sorted(
         summary["policies"].items(),
@@ -96,15 +96,16 @@ def _table(summary: dict[str, Any]) -> list[str]:
     for name, entry in ordered:
         label = f"**{name}**" if name in ("weir", cmp.get("best_peer")) else name
         lines.append(
-            f"| {label} | {_ci(entry, 'dollars_per_million_useful_tokens', '{:.3f}')} | "
+            f"| {label} | {entry['ci95']['useful_token_fraction']['n']} | "
+            f"{_ci(entry, 'dollars_per_million_useful_tokens', '{:.3f}')} | "
             f"{_ci(entry, 'useful_token_fraction', '{:.4f}')} | "
             f"{entry['hosted_request_share']:.1%} | {entry['gpu_dollars']:.2f} | "
             f"{entry['hosted_dollars']:.2f} | {entry['ttft_p95_s']:.2f} |"
         )
     ci = summary["lower_bound"]["ci95"]
     lines.append(
-        f"| lower bound (fluid relaxation) | {ci['mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}] "
-        "| | | | | |"
+        f"| lower bound (fluid relaxation) | {ci['n']} | {ci['mean']:.3f} "
+        f"[{ci['lo']:.3f}, {ci['hi']:.3f}] | | | | | |"
     )
     return lines
 

@@ -16,8 +16,7 @@ from weir.sim.peers import LlmdSloPeer, PeerSetting, build_peer, gateway, place
 from weir.sim.policy import NO_LIMIT, FleetMetrics, Observation
 from weir.sim.runner import RunConfig, simulate
 from weir.sim.scenario import Scenario
-from weir.sim.speed import at_speed, physics_at_speed
-from weir.sim.trials import interval
+from weir.sim.trials import Setup, interval, run_seed, screen, summarise
 from weir.sim.tuning import (
     Trial,
     load_tuned,
@@ -32,9 +31,15 @@ from weir.sim.workload import derive, minute_need
 SMALL = RunConfig(seed=3, preroll_s=300.0)
 
 
-def _trace(scenario: Scenario, profiles: dict[str, EngineProfile], pattern: str, seed: int) -> list:  # type: ignore[type-arg]
-    source = generate(pattern, 900.0, 3.0, seed)  # type: ignore[arg-type]
-    return derive(source, scenario, profiles, seed, 3, None, pattern).trace
+def _trace(
+    scenario: Scenario,
+    profiles: dict[str, EngineProfile],
+    pattern: str,
+    seed: int,
+    duration_s: float = 600.0,
+) -> list:  # type: ignore[type-arg]
+    source = generate(pattern, duration_s, 2.0, seed)  # type: ignore[arg-type]
+    return derive(source, scenario, profiles, seed, 2, None, pattern).trace
 
 
 def _peers() -> dict[str, PeerSetting]:
@@ -49,12 +54,12 @@ def test_bound_is_below_every_policy(
     scenario: Scenario, profiles: dict[str, EngineProfile], pattern: str, seed: int, speed: float
 ) -> None:
     trace = _trace(scenario, profiles, pattern, seed)
-    physics = physics_at_speed(profiles, speed)
+    config = RunConfig(seed=SMALL.seed, preroll_s=SMALL.preroll_s, engine_speed=speed)
     peers = _peers()
     names = [*POLICY_NAMES, *peers]
-    policies = make_policies(names, trace, scenario, profiles, SMALL, peers)
-    run = run_policies(policies, trace, scenario, profiles, SMALL, physics=physics)
-    bound = lower_bound(trace, scenario, physics, SMALL.preroll_s)
+    policies = make_policies(names, trace, scenario, profiles, config, peers)
+    run = run_policies(policies, trace, scenario, profiles, config)
+    bound = lower_bound(trace, scenario, profiles, config.preroll_s, speed)
     assert bound.dollars_per_million_useful_tokens > 0
     assert set(run.results) == set(names)
     for name, result in run.results.items():
@@ -155,7 +160,7 @@ def test_llmd_recipe_scales_on_latency_with_hysteresis(
 def test_every_peer_family_runs_and_conserves(
     scenario: Scenario, profiles: dict[str, EngineProfile]
 ) -> None:
-    trace = _trace(scenario, profiles, "daily", 16)
+    trace = _trace(scenario, profiles, "daily", 16, 300.0)
     peers = {family: settings[0] for family, settings in sweep_grid().items()}
     run = run_policies(
         make_policies(list(peers), trace, scenario, profiles, SMALL, peers),
@@ -174,25 +179,26 @@ def test_every_peer_family_runs_and_conserves(
 def test_engine_speed_changes_only_the_truth(
     scenario: Scenario, profiles: dict[str, EngineProfile]
 ) -> None:
-    fast = at_speed(profiles["spot"], 2.0)
-    assert fast.points[0].ttft_p50_s == pytest.approx(profiles["spot"].points[0].ttft_p50_s / 2)
-    assert at_speed(profiles["spot"], 1.0) is profiles["spot"]
-    with pytest.raises(ValueError, match="engine speed"):
-        at_speed(fast, 0.0)
     trace = _trace(scenario, profiles, "steady", 17)
     peer = {"p": PeerSetting("static", placement="spot", target=1.0)}
     slow, quick = (
         simulate(
             trace,
             scenario,
-            physics_at_speed(profiles, speed),
+            profiles,
             make_policies(["p"], trace, scenario, profiles, SMALL, peer)[0],
-            SMALL,
+            RunConfig(seed=SMALL.seed, preroll_s=SMALL.preroll_s, engine_speed=speed),
         )
         for speed in (0.5, 2.0)
     )
     assert slow.ttft_p95_s > quick.ttft_p95_s
     assert slow.cost.useful_token_fraction < quick.cost.useful_token_fraction
+    fast_bound, slow_bound = (
+        lower_bound(trace, scenario, profiles, SMALL.preroll_s, speed) for speed in (2.0, 0.5)
+    )
+    assert (
+        fast_bound.dollars_per_million_useful_tokens < slow_bound.dollars_per_million_useful_tokens
+    )
 
 
 def test_tuning_picks_the_cheapest_setting_that_meets_the_target(tmp_path: Path) -> None:
@@ -221,3 +227,27 @@ def test_interval() -> None:
     assert ci["hi"] - ci["mean"] == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5))
     assert interval([2.0])["lo"] == 2.0
     assert math.isinf(interval([1.0, math.inf])["mean"])
+
+
+def test_screening_keeps_weir_the_oracle_and_the_cheapest_peers(
+    scenario: Scenario, profiles: dict[str, EngineProfile]
+) -> None:
+    source = generate("steady", 600.0, 2.0, 18)
+    peers = {f: s[-1] for f, s in sweep_grid().items() if f in ("hpa_spot", "static_on_demand")}
+    names = ["weir", "oracle_weir_rules", "all_hosted", *peers]
+    setup = Setup(source, "steady", scenario, profiles, 1.0, names, peers, 2.0, None, 300.0)
+    first = run_seed(setup, 0)
+    kept = screen(first, names, 0.5, 1)
+    assert kept[:2] == ["weir", "oracle_weir_rules"] and len(kept) == 3
+    cheapest = min(
+        (n for n in names[2:]),
+        key=lambda n: first.run.results[n].cost.dollars_per_million_useful_tokens,
+    )
+    assert kept[2] == cheapest
+    second = run_seed(setup, 1, names=kept)
+    summary = summarise([first, second], 0.5)
+    assert summary["lower_bound_dollars_per_million_useful_tokens"] > 0
+    assert summary["comparison"].get("best_peer") in (None, cheapest)
+    dropped = next(n for n in names[2:] if n != cheapest)
+    assert summary["policies"][dropped]["ci95"]["useful_token_fraction"]["n"] == 1
+    assert summary["lower_bound"]["holds_for_every_policy_and_seed"]

@@ -2,9 +2,8 @@
 
 Used by `weir bench planner`, `weir whatif` and the peer sweep: one derived
 workload, one scenario, every policy in the same simulator with the same
-seed. The simulator's engines may run a different profile (`physics`, e.g.
-the profile at --engine-speed) from the one weir and the peers plan with:
-only the truth changes, never what the policies read. The comparison the
+seed (and the same `RunConfig.engine_speed`: the simulated engines may run
+faster or slower than the profile the policies read). The comparison the
 targets are stated in: weir against the best peer that reaches the
 useful-token target, against the lower bound (weir.sim.bound), and against
 the weir-rules oracle when that oracle met the target.
@@ -103,21 +102,15 @@ def run_policies(
     profiles: Mapping[str, EngineProfile],
     config: RunConfig,
     on_done: Callable[[str, RunResult, float], None] | None = None,
-    physics: Mapping[str, EngineProfile] | None = None,
 ) -> BenchRun:
-    """Simulate each policy in turn on the same workload and seed.
-
-    `profiles` is what the policies were built with; the simulated engines
-    run `physics` (default: the same profiles).
-    """
-    truth = physics if physics is not None else profiles
+    """Simulate each policy in turn on the same workload and seed."""
     run = BenchRun()
     for policy in policies:
         start = time.perf_counter()
         if isinstance(policy, LlmdSloPeer):
-            result = simulate_tapped(trace, scenario, truth, policy, config, policy.tap)
+            result = simulate_tapped(trace, scenario, profiles, policy, config, policy.tap)
         else:
-            result = simulate(trace, scenario, truth, policy, config)
+            result = simulate(trace, scenario, profiles, policy, config)
         elapsed = time.perf_counter() - start
         run.results[policy.name] = result
         run.sim_seconds[policy.name] = elapsed

@@ -7,23 +7,27 @@ module prices a relaxation of the simulator, request by request:
 - every request may go to the cheapest pool per replica-second (spot, with
   no interruption) or to the hosted endpoint, whichever costs less, with any
   routing rule (per request, so any threshold and any window's mix);
-- a local request is charged only the replica time it occupies: its uncached
-  prompt at the engine's prefill rate and each generated token at its own
-  share of a decode step, `step_base / n + step_per_seq + step_per_seq_ktok *
-  context`, with `n` the largest batch whose step still meets the ITL target
-  (so no idle, no queueing, no cold start, no warm-up, no interruption);
-- a request whose prompt cannot meet the TTFT target even on an empty
-  replica can only be useful hosted;
+- a local request is charged only the engine time it occupies on the
+  simulator's own roofline (weir.sim.engine): a step lasts `overhead +
+  per_seq * n + max(memory, compute)`, and since a sum of maxima is at least
+  the maximum of the sums, a replica's busy time is at least `overheads +
+  lam * memory + (1 - lam) * compute` for every lam in [0, 1]; each request
+  carries its own flops (prompt and generated tokens, attention over its
+  context), its KV reads, and a 1/max_batch share of each step's weight read
+  and overhead. No idle, no queueing, no cold start, no preemption, and the
+  fastest replica speed the simulator draws (four standard deviations);
+- a request whose prompt cannot be prefilled within the TTFT target even
+  alone on that fastest replica can only be useful hosted;
 - a hosted request is priced with every prompt-cache hit it could get (as if
-  every earlier request had gone hosted: sending more only fills the cache);
+  every earlier request had gone hosted: sending more only fills the cache),
+  and is always on time;
 - the useful-token target lets a policy leave (1 - target) of the demanded
   tokens unserved, so the most expensive tokens per dollar are dropped first.
 
-The engine mechanics come from the profile the simulator's engine runs
-(scaled by --engine-speed), not the planner's view of it. A policy meeting
-the target pays at least this much for at least this many useful tokens;
-one missing the target also pays for its late tokens, which is why the
-tests check the bound against every policy.
+The bound is the largest over a grid of lam. A policy meeting the target
+pays at least this much for at least this many useful tokens; one missing
+the target also pays for its late tokens, which is why the tests check the
+bound against every policy.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from weir.api.profile import EngineProfile
-from weir.planner.capacity import EngineParams, model_for
+from weir.planner.capacity import model_for
 from weir.planner.evaluate import split_mix
 from weir.planner.optimise import max_local_prefill
+from weir.sim.calibrate import engine_for
+from weir.sim.engine import REPLICA_SPEED_SIGMA, EngineSpec
 from weir.sim.hosted import HostedSim
 from weir.sim.scenario import Scenario
 from weir.sim.traces import Request
@@ -81,54 +87,84 @@ def _cheapest_pool(scenario: Scenario) -> str:
     return min(used, key=lambda p: (scenario.pools[p].dollars_per_replica_hour, p))
 
 
-def _decode_floor_s(params: EngineParams, itl_target_s: float) -> float:
-    """The per-token share of a step's fixed cost at the largest batch meeting ITL."""
-    per_seq = params.step_per_seq_s
-    fits = (itl_target_s - params.step_base_s) / per_seq if per_seq > 0 else math.inf
-    batch = max(1.0, min(float(params.max_batch), fits))
-    return params.step_base_s / batch
+_LAMBDAS = tuple(k / 10 for k in range(11))
 
 
-def _local_seconds(params: EngineParams, request: Request, prefill: int, floor_s: float) -> float:
-    """Replica-seconds one request occupies at best (see the module docstring)."""
-    context_ktok = (request.input_tokens + request.output_tokens / 2) / 1000.0
-    per_token = floor_s + params.step_per_seq_s + params.step_per_seq_ktok_s * context_ktok
-    return prefill * params.prefill_s_per_token + max(0, request.output_tokens - 1) * per_token
+@dataclass(frozen=True)
+class _Local:
+    """Engine-seconds of one local request: fixed overheads, memory and compute parts."""
+
+    overhead: float
+    memory: float
+    compute: float
+    prefill_compute: float
+
+
+def _local_parts(engine: EngineSpec, request: Request, prefill: int) -> _Local:
+    """A request's share of the roofline (see the module docstring)."""
+    c = engine.calibration
+    decode = max(0, request.output_tokens - 1)
+    cached = request.input_tokens - prefill
+    context = request.input_tokens + request.output_tokens / 2
+    flops_s = engine.peak_flops * c.compute_efficiency
+    prompt = (
+        engine.flops_per_token * prefill
+        + engine.attention_flops_per_token_ctx * prefill * (cached + prefill / 2)
+    ) / flops_s
+    generate = (
+        engine.flops_per_token * decode + engine.attention_flops_per_token_ctx * decode * context
+    ) / flops_s
+    memory = (
+        decode
+        * (engine.weight_bytes / engine.max_batch + engine.kv_bytes_per_token * context)
+        / (engine.bandwidth * c.memory_efficiency)
+    )
+    overhead = decode * (c.step_overhead_s / engine.max_batch + c.per_seq_s)
+    return _Local(overhead, memory, prompt + generate, prompt)
 
 
 def lower_bound(
     trace: Sequence[Request],
     scenario: Scenario,
-    physics: Mapping[str, EngineProfile],
+    profiles: Mapping[str, EngineProfile],
     preroll_s: float,
+    engine_speed: float = 1.0,
 ) -> LowerBound:
     """The relaxation's $ per useful token on this workload (module docstring)."""
     slo = scenario.deployment.slo
     pool = _cheapest_pool(scenario)
-    params = model_for(physics[pool]).params
-    per_s = scenario.pools[pool].dollars_per_replica_hour / 3600.0
-    floor_s = _decode_floor_s(params, slo.itl_seconds)
+    engine = engine_for(profiles[pool])
+    fastest = math.exp(-4 * REPLICA_SPEED_SIGMA) / engine_speed
+    per_s = scenario.pools[pool].dollars_per_replica_hour / 3600.0 * fastest
     stream = _stream(trace, preroll_s)
     prefill = prefill_tokens([r for _, r, _ in stream], scenario.prefix_cache_tokens)
     hosted = HostedSim(scenario.hosted, random.Random(0)) if scenario.hosted else None
-    costs: list[float] = []
+    parts: list[_Local | None] = []
+    hosted_costs: list[float] = []
     tokens: list[float] = []
-    local: list[bool] = []
     for (at, request, accounted), pre in zip(stream, prefill, strict=True):
-        hosted_cost = math.inf
+        cost = math.inf
         if hosted is not None:
-            hosted_cost = hosted.serve(
-                at, request.input_tokens, request.output_tokens, request.hash_ids
-            )[2]
+            cost = hosted.serve(at, request.input_tokens, request.output_tokens, request.hash_ids)[
+                2
+            ]
         if not accounted:
             continue
-        local_cost = math.inf
-        if params.ttft_base_s + pre * params.prefill_s_per_token <= slo.ttft_seconds:
-            local_cost = _local_seconds(params, request, pre, floor_s) * per_s
-        costs.append(min(local_cost, hosted_cost))
+        local = _local_parts(engine, request, pre)
+        first = local.prefill_compute * fastest + engine.calibration.first_token_overhead_s
+        parts.append(local if first <= slo.ttft_seconds else None)
+        hosted_costs.append(cost)
         tokens.append(float(request.output_tokens))
-        local.append(local_cost <= hosted_cost)
-    return _drop_dearest(costs, tokens, local, slo.useful_token_target, pool)
+    bounds = []
+    for lam in _LAMBDAS:
+        local_costs = [
+            math.inf if p is None else (p.overhead + lam * p.memory + (1 - lam) * p.compute) * per_s
+            for p in parts
+        ]
+        costs = [min(a, b) for a, b in zip(local_costs, hosted_costs, strict=True)]
+        is_local = [a <= b for a, b in zip(local_costs, hosted_costs, strict=True)]
+        bounds.append(_drop_dearest(costs, tokens, is_local, slo.useful_token_target, pool))
+    return max(bounds, key=lambda b: b.dollars_per_million_useful_tokens)
 
 
 def _drop_dearest(
@@ -170,9 +206,10 @@ def slo_rate_relaxation(
 ) -> float:
     """The issue's hand figure: local tokens on the cheapest pool at its SLO rate, no idle.
 
-    Not a bound (a policy may run a replica above the model's SLO rate and
-    still keep 99% of its tokens useful); reported beside the bound so the
-    gap between the two is visible.
+    Not a bound: the SLO rate is the planner's capacity model's estimate (a
+    queueing model of the p99 TTFT), not the simulator's physics, and a
+    policy may run a replica above it and still keep 99% of its tokens
+    useful. Reported beside the bound so the gap between the two is visible.
     """
     slo = scenario.deployment.slo
     pool = _cheapest_pool(scenario)

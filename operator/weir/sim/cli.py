@@ -25,9 +25,8 @@ from weir.sim.plots import write_plots
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig
 from weir.sim.scenario import Scenario, load_scenario, load_scenario_profiles
-from weir.sim.speed import physics_at_speed
 from weir.sim.traces import TraceError, load_trace
-from weir.sim.trials import SeedRun, Setup, run_seed, summarise
+from weir.sim.trials import SeedRun, Setup, run_seed, screen, summarise
 from weir.sim.tuning import load_tuned
 from weir.sim.whatif import OPTIONS, StaticMix, classify, verdict
 from weir.sim.workload import DerivedWorkload, derive, minute_need
@@ -174,6 +173,20 @@ _rate_opt = click.option(
     "--seeds", type=click.IntRange(1, 50), default=5, show_default=True, help="Seeds to run."
 )
 @click.option(
+    "--preroll-s",
+    type=click.FloatRange(0, 7200),
+    default=900.0,
+    show_default=True,
+    help="Unaccounted replay of the trace's opening before it, s.",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(1, 100),
+    default=100,
+    show_default=True,
+    help="Peers kept after the first seed (the cheapest reaching the target there).",
+)
+@click.option(
     "--engine-speed",
     type=click.FloatRange(0.05, 20.0),
     default=1.0,
@@ -208,6 +221,8 @@ def bench_planner(
     rate_scale: float | None,
     seed: int,
     seeds: int,
+    preroll_s: float,
+    keep: int,
     engine_speed: float,
     peers_file: Path,
     out: Path,
@@ -224,14 +239,15 @@ def bench_planner(
         str(trace),
         sc,
         prof,
-        physics_at_speed(prof, engine_speed),
+        engine_speed,
         names,
         peers,
         target_peak_replicas if rate_scale is None else None,
         rate_scale,
+        preroll_s,
     )
-    runs = _run_seeds(setup, list(range(seed, seed + seeds)))
     target = sc.deployment.slo.useful_token_target
+    runs = _run_seeds(setup, list(range(seed, seed + seeds)), target, keep)
     summary = summarise(runs, target)
     first = runs[0]
     summary = {
@@ -270,7 +286,7 @@ def _load_inputs(
     return sc, prof, list(requests)
 
 
-def _run_seeds(setup: Setup, seeds: list[int]) -> list[SeedRun]:
+def _run_seeds(setup: Setup, seeds: list[int], target: float, keep: int) -> list[SeedRun]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -293,8 +309,11 @@ def _run_seeds(setup: Setup, seeds: list[int]) -> list[SeedRun]:
                 )
                 progress.advance(task)
 
+            names = screen(runs[0], setup.names, target, keep) if runs else None
+            if names is not None:
+                progress.update(task, total=len(setup.names) + (len(seeds) - 1) * len(names))
             try:
-                runs.append(run_seed(setup, seed, done))
+                runs.append(run_seed(setup, seed, done, names))
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from exc
     return runs
@@ -332,7 +351,7 @@ def _ci(entry: dict[str, Any], key: str, fmt: str) -> str:
 def _seed_table(title: str, summary: dict[str, Any]) -> Table:
     cmp = summary["comparison"]
     table = Table(title=f"{title}: mean over {len(summary['seeds'])} seeds [95% interval]")
-    for col in ("policy", "$/M useful", "useful", "hosted req", "TTFT p95", "failed"):
+    for col in ("policy", "seeds", "$/M useful", "useful", "hosted req", "TTFT p95", "failed"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for name, entry in sorted(
         summary["policies"].items(), key=lambda kv: kv[1]["dollars_per_million_useful_tokens"]
@@ -342,6 +361,7 @@ def _seed_table(title: str, summary: dict[str, Any]) -> Table:
             label += " (best peer)"
         table.add_row(
             label,
+            str(entry["ci95"]["useful_token_fraction"]["n"]),
             _ci(entry, "dollars_per_million_useful_tokens", "{:.3f}"),
             _ci(entry, "useful_token_fraction", "{:.4f}"),
             f"{entry['hosted_request_share']:.1%}",
@@ -351,6 +371,7 @@ def _seed_table(title: str, summary: dict[str, Any]) -> Table:
     bound = summary["lower_bound"]["ci95"]
     table.add_row(
         "lower bound (fluid relaxation)",
+        str(bound["n"]),
         f"{bound['mean']:.3f} [{bound['lo']:.3f}, {bound['hi']:.3f}]",
         "",
         "",

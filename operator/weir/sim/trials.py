@@ -5,6 +5,12 @@ the hosted latencies; a ratio read off one draw can be luck. Every figure
 here is the mean over seeds with a Student-t 95% interval, and ratios (weir
 against the best peer, against the bound) are taken seed by seed, so a
 seed that is hard for everyone does not count against weir alone.
+
+Screening keeps the sweep affordable on two shared cores: every policy runs
+the first seed; the later seeds run weir, the oracle and the `keep` peers
+that were cheapest on the first seed among those reaching the target (the
+most useful ones fill up when fewer reach it). A peer screened out keeps its
+one-seed figures, marked with n = 1, and cannot be the best peer.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class Setup:
     label: str
     scenario: Scenario
     profiles: Mapping[str, EngineProfile]
-    physics: Mapping[str, EngineProfile]
+    engine_speed: float
     names: Sequence[str]
     peers: Mapping[str, PeerSetting]
     target_peak_replicas: float | None
@@ -69,9 +75,12 @@ class Setup:
 
 
 def run_seed(
-    setup: Setup, seed: int, on_done: Callable[[str, RunResult, float], None] | None = None
+    setup: Setup,
+    seed: int,
+    on_done: Callable[[str, RunResult, float], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> SeedRun:
-    """Derive the seed's workload, run every policy on it, and price the bound."""
+    """Derive the seed's workload, run the policies (default: all) on it, and price the bound."""
     sc = setup.scenario
     work = derive(
         setup.source,
@@ -82,12 +91,30 @@ def run_seed(
         setup.rate_scale,
         setup.label,
     )
-    config = RunConfig(seed=seed, preroll_s=setup.preroll_s)
-    policies = make_policies(setup.names, work.trace, sc, setup.profiles, config, setup.peers)
-    run = run_policies(policies, work.trace, sc, setup.profiles, config, on_done, setup.physics)
-    bound = lower_bound(work.trace, sc, setup.physics, setup.preroll_s)
-    relaxed = slo_rate_relaxation(work.trace, sc, setup.physics)
+    config = RunConfig(seed=seed, preroll_s=setup.preroll_s, engine_speed=setup.engine_speed)
+    chosen = setup.names if names is None else names
+    policies = make_policies(chosen, work.trace, sc, setup.profiles, config, setup.peers)
+    run = run_policies(policies, work.trace, sc, setup.profiles, config, on_done)
+    bound = lower_bound(work.trace, sc, setup.profiles, setup.preroll_s, setup.engine_speed)
+    relaxed = slo_rate_relaxation(work.trace, sc, setup.profiles)
     return SeedRun(seed, work, run, bound, relaxed)
+
+
+def screen(first: SeedRun, names: Sequence[str], target: float, keep: int) -> list[str]:
+    """weir, the oracle and the `keep` most promising peers on the first seed."""
+    summaries = {n: r.summary() for n, r in first.run.results.items()}
+    peers = [n for n in names if n in summaries and n not in NOT_PEERS]
+    ranked = sorted(
+        peers,
+        key=lambda n: (
+            summaries[n]["useful_token_fraction"] < target,
+            summaries[n]["dollars_per_million_useful_tokens"]
+            if summaries[n]["useful_token_fraction"] >= target
+            else -summaries[n]["useful_token_fraction"],
+        ),
+    )
+    kept = set(ranked[:keep])
+    return [n for n in names if n in NOT_PEERS or n in kept]
 
 
 def _policy_entry(results: Sequence[RunResult]) -> dict[str, Any]:
@@ -108,7 +135,9 @@ def _policy_entry(results: Sequence[RunResult]) -> dict[str, Any]:
 def summarise(seeds: Sequence[SeedRun], target: float) -> dict[str, Any]:
     """policies, lower bound and comparison over the seeds (summary.json's core)."""
     names = list(seeds[0].run.results)
-    policies = {n: _policy_entry([s.run.results[n] for s in seeds]) for n in names}
+    policies = {
+        n: _policy_entry([s.run.results[n] for s in seeds if n in s.run.results]) for n in names
+    }
     bounds = [s.bound.dollars_per_million_useful_tokens for s in seeds]
     out: dict[str, Any] = {
         "seeds": [s.seed for s in seeds],
@@ -155,7 +184,9 @@ def _comparison(
     reaching = {
         n: p["dollars_per_million_useful_tokens"]
         for n, p in policies.items()
-        if n not in NOT_PEERS and p["useful_token_fraction"] >= target
+        if n not in NOT_PEERS
+        and p["useful_token_fraction"] >= target
+        and p["ci95"]["useful_token_fraction"]["n"] == len(seeds)
     }
     if reaching:
         peer = min(reaching, key=lambda n: (reaching[n], n))
