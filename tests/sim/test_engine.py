@@ -12,7 +12,7 @@ from weir.planner.types import SpillPolicy
 from weir.sim.calibrate import calibration_errors, engine_for, measured_points, replay_point
 from weir.sim.engine import hardware, late_step_share
 from weir.sim.generate import generate
-from weir.sim.policy import Decision, Observation, local_only
+from weir.sim.policy import Observation, PolicyDecision, local_only
 from weir.sim.replica import Job, Replica
 from weir.sim.runner import RunConfig, simulate
 from weir.sim.scenario import Scenario
@@ -37,8 +37,8 @@ class Fixed:
     def initial(self) -> Mapping[str, int]:
         return self.replicas
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision(self.replicas, self.spill)
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision(self.replicas, self.spill)
 
 
 def test_calibrated_engine_replays_the_measured_points_within_a_stated_error() -> None:

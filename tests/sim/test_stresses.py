@@ -15,7 +15,7 @@ from weir.api import EngineProfile
 from weir.planner.types import SpillPolicy
 from weir.sim.generate import generate
 from weir.sim.hosted import HostedSim
-from weir.sim.policy import Decision, Observation, local_only
+from weir.sim.policy import Observation, PolicyDecision, local_only
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig, Simulation, simulate
 from weir.sim.scenario import Scenario, load_scenario
@@ -40,8 +40,8 @@ class Fixed:
     def initial(self) -> Mapping[str, int]:
         return self.replicas
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision(self.replicas, self.spill)
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision(self.replicas, self.spill)
 
 
 def _with(scenario: Scenario, **stresses: object) -> Scenario:

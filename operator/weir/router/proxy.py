@@ -50,7 +50,7 @@ from weir.router.errors import (
 from weir.router.forward import Attempt, Exchange, forward
 from weir.router.metrics import RouterMetrics
 from weir.router.request import ClientRequest, parse_request, read_body
-from weir.router.spill import Decision, Request, Spill
+from weir.router.spill import Request, Spill, SpillDecision
 from weir.router.upstream import Headers, Upstream
 from weir.serving import error_json
 
@@ -288,7 +288,7 @@ class Router:
 
     async def _attempt(
         self,
-        decision: Decision,
+        decision: SpillDecision,
         request: ClientRequest,
         send: Send,
         exchange: Exchange,
@@ -371,7 +371,7 @@ class Router:
 
     def _account(
         self,
-        decision: Decision,
+        decision: SpillDecision,
         request: ClientRequest,
         attempt: Attempt,
         outcome: Outcome,

@@ -57,7 +57,7 @@ class Request:
 
 
 @dataclass(slots=True)
-class Decision:
+class SpillDecision:
     """Where one request goes (local with its replica, or hosted with its reservation)."""
 
     route: Route
@@ -154,7 +154,7 @@ class Spill:
         loads = self.backends.loads(now, guard)
         return loads if exclude is None else [r for r in loads if r.replica_id != exclude]
 
-    def decide(self, request: Request, *, exclude: str | None, allow_hosted: bool) -> Decision:
+    def decide(self, request: Request, *, exclude: str | None, allow_hosted: bool) -> SpillDecision:
         """One admission (no waiting): local, hosted (reserved), wait or reject."""
         now = self.clock()
         policy = self._spill_policy()
@@ -170,7 +170,9 @@ class Spill:
         if verdict.route == "local":
             assert verdict.replica_id is not None
             self.share.record(now, hosted=False)
-            return Decision("local", "under_limit", backend=self.backends.by_id[verdict.replica_id])
+            return SpillDecision(
+                "local", "under_limit", backend=self.backends.by_id[verdict.replica_id]
+            )
         tokens = self._hosted_tokens(request) if verdict.route == "hosted" else None
         if verdict.route == "hosted" and tokens is None:
             blocked = "hosted_unpriced"
@@ -183,15 +185,15 @@ class Spill:
                     reason = "long_prompt"
                 else:
                     reason = "saturated" if exclude is None else "local_failed"
-                return Decision("hosted", reason, reservation=reservation)
+                return SpillDecision("hosted", reason, reservation=reservation)
             if reservation is not None:
                 self.budget.settle(reservation, 0.0)
             blocked = "hosted_dollar_cap" if reservation is None else "hosted_breaker_open"
         else:
             blocked = self._blocked_code(hosted_load, policy, now, allow_hosted)
         if self.waiting < policy.max_waiting:
-            return Decision("wait", blocked)
-        return Decision("reject", "queue_full" if policy.max_waiting else blocked)
+            return SpillDecision("wait", blocked)
+        return SpillDecision("reject", "queue_full" if policy.max_waiting else blocked)
 
     async def admit(
         self,
@@ -200,7 +202,7 @@ class Spill:
         exclude: str | None = None,
         allow_hosted: bool = True,
         may_wait: bool = True,
-    ) -> Decision:
+    ) -> SpillDecision:
         """Admission with waiting: returns local or hosted, or raises OverloadedError."""
         loop_deadline: float | None = None
         while True:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from weir.api.profile import EngineProfile
 from weir.planner.optimise import plan
 from weir.planner.types import PlannerState, SpillPolicy
-from weir.sim.policy import Decision, Observation, local_only
+from weir.sim.policy import Observation, PolicyDecision, local_only
 from weir.sim.scenario import Scenario
 from weir.sim.workload import MinuteNeed
 
@@ -42,12 +42,12 @@ class WeirPolicy:
     def initial(self) -> Mapping[str, int]:
         return {b.pool: b.min_replicas for b in self.spec.deployment.pools}
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         result = plan(obs.snapshot, self.spec, self.profiles, self.state, now)
         self.state = result.state
         self.decisions += 1
         self.last_reasons = result.reasons
-        return Decision(result.replicas, result.spill, "; ".join(result.reasons[-1:]))
+        return PolicyDecision(result.replicas, result.spill, "; ".join(result.reasons[-1:]))
 
 
 class StaticP95:
@@ -64,8 +64,8 @@ class StaticP95:
     def initial(self) -> Mapping[str, int]:
         return {self.pool: self.count}
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision({self.pool: self.count}, local_only({self.pool: 0}))
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision({self.pool: self.count}, local_only({self.pool: 0}))
 
 
 class _Reactive:
@@ -105,11 +105,11 @@ class _Reactive:
         """Load per ready replica, relative to the SLO concurrency."""
         return obs.fleet.in_flight / (max(obs.fleet.ready, 1) * self.limit)
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         if now - self.last_sync >= self.sync_s - 1e-9:
             self.last_sync = now
             self._sync(obs, now)
-        return Decision({self.pool: self.replicas}, local_only({self.pool: 0}))
+        return PolicyDecision({self.pool: self.replicas}, local_only({self.pool: 0}))
 
     def _sync(self, obs: Observation, now: float) -> None:
         ratio = self.metric(obs) / self.target
@@ -155,11 +155,11 @@ class AllHosted:
     def initial(self) -> Mapping[str, int]:
         return {}
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         spill = SpillPolicy(
             concurrency_limit_by_pool={p: 0 for p in self.pools},
             hosted_enabled=True,
             max_hosted_share=1.0,
             max_hosted_dollars_per_hour=math.inf,
         )
-        return Decision({p: 0 for p in self.pools}, spill)
+        return PolicyDecision({p: 0 for p in self.pools}, spill)

@@ -20,7 +20,7 @@ from weir.api.profile import EngineProfile
 from weir.sim.baselines import AllHosted, HpaUtilisation, KedaQueue, StaticP95, WeirPolicy
 from weir.sim.oracle import OracleWeirRules
 from weir.sim.peers import LlmdSloPeer, PeerSetting, build_peer
-from weir.sim.policy import Decision, Observation, Policy
+from weir.sim.policy import Observation, Policy, PolicyDecision
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig, simulate
 from weir.sim.scenario import Scenario
@@ -43,7 +43,7 @@ class TimedWeir(WeirPolicy):
         super().__init__(scenario, profiles)
         self.seconds: list[float] = []
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         start = time.perf_counter()
         decision = super().decide(obs, now)
         self.seconds.append(time.perf_counter() - start)

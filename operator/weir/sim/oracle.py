@@ -24,7 +24,7 @@ from weir.api.profile import EngineProfile
 from weir.planner.capacity import model_for
 from weir.planner.evaluate import split_mix
 from weir.planner.optimise import evaluate_price, max_local_prefill, spill_policy
-from weir.sim.policy import Decision, Observation
+from weir.sim.policy import Observation, PolicyDecision
 from weir.sim.scenario import Scenario
 from weir.sim.traces import Request
 from weir.sim.workload import mix_of, prefill_tokens
@@ -111,8 +111,8 @@ class OracleWeirRules:
     def initial(self) -> Mapping[str, int]:
         return self._fleet_at(0.0)
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision(self._fleet_at(now), self.spill)
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision(self._fleet_at(now), self.spill)
 
 
 def _rate(caps: Mapping[str, object], pool: str) -> float:

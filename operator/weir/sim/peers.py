@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from weir.planner.types import SpillPolicy
-from weir.sim.policy import NO_LIMIT, Decision, Observation
+from weir.sim.policy import NO_LIMIT, Observation, PolicyDecision
 from weir.sim.scenario import Scenario
 from weir.sim.tap import LatencyTap
 from weir.sim.workload import MinuteNeed
@@ -173,11 +173,11 @@ class ReactivePeer:
         ratio = fleet.in_flight / (ready * self.limit) / s.target
         return self.replicas if abs(ratio - 1.0) <= 0.1 else math.ceil(ready * ratio)
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         if now - self.last_sync >= self.sync_s - 1e-9:
             self.last_sync = now
             self._sync(self.desired(obs, now), now)
-        return Decision(self._fleet(), self.spill)
+        return PolicyDecision(self._fleet(), self.spill)
 
     def _sync(self, wanted: int, now: float) -> None:
         wanted = min(max(wanted, 1), self.max_replicas)
@@ -258,7 +258,7 @@ class SpotHedgePeer(ReactivePeer):
     def initial(self) -> Mapping[str, int]:
         return {self.spot: self.replicas + self.setting.overprovision, self.od: 0}
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         if now - self.last_sync >= self.sync_s - 1e-9:
             self.last_sync = now
             wanted = min(
@@ -275,7 +275,7 @@ class SpotHedgePeer(ReactivePeer):
             self.alive_spot = pool.total if pool is not None else 0
         spot = self.replicas + self.setting.overprovision
         od = max(0, self.replicas - self.alive_spot) if self.spot != self.od else 0
-        return Decision({self.spot: spot, self.od: od}, self.spill)
+        return PolicyDecision({self.spot: spot, self.od: od}, self.spill)
 
     def _hysteresis(self, wanted: int, now: float) -> None:
         self.above_since = min(self.above_since, now) if wanted > self.replicas else math.inf
@@ -302,8 +302,8 @@ class StaticPeer:
     def initial(self) -> Mapping[str, int]:
         return dict(self.fleet)
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision(dict(self.fleet), self.spill)
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision(dict(self.fleet), self.spill)
 
 
 def build_peer(

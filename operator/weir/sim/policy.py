@@ -36,7 +36,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PolicyDecision:
     """Replicas per pool and the router's policy until the next tick."""
 
     replicas: Mapping[str, int]
@@ -53,7 +53,7 @@ class Policy(Protocol):
         """Replicas already ready when the run starts (before the preroll)."""
         ...
 
-    def decide(self, obs: Observation, now: float) -> Decision:
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
         """Called every control period."""
         ...
 

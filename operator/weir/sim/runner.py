@@ -35,7 +35,7 @@ from weir.sim.calibrate import engine_for
 from weir.sim.clients import Clients, cut_short, next_attempt
 from weir.sim.engine import REPLICA_SPEED_SIGMA
 from weir.sim.hosted import HostedSim
-from weir.sim.policy import Decision, FleetMetrics, Observation, Policy, local_only
+from weir.sim.policy import FleetMetrics, Observation, Policy, PolicyDecision, local_only
 from weir.sim.prefix import FleetCache
 from weir.sim.recorder import Recorder, RunResult
 from weir.sim.replica import Job, Replica
@@ -444,7 +444,7 @@ class Simulation:
         replica.version += 1
         self.replicas.remove(replica)
 
-    def _scale(self, decision: Decision, now: float) -> None:
+    def _scale(self, decision: PolicyDecision, now: float) -> None:
         for pool in self.pool_names:
             live = [r for r in self.replicas if r.pool == pool and r.state in ("warming", "ready")]
             want = max(0, int(decision.replicas.get(pool, 0)))

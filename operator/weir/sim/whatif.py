@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weir.sim.policy import Decision, Observation, local_only
+from weir.sim.policy import Observation, PolicyDecision, local_only
 from weir.sim.scenario import Scenario
 from weir.sim.traces import Request, duration_s
 from weir.sim.workload import MinuteNeed, prefill_tokens
@@ -47,8 +47,8 @@ class StaticMix:
     def initial(self) -> Mapping[str, int]:
         return dict(self.fleet)
 
-    def decide(self, obs: Observation, now: float) -> Decision:
-        return Decision(dict(self.fleet), local_only(self.fleet))
+    def decide(self, obs: Observation, now: float) -> PolicyDecision:
+        return PolicyDecision(dict(self.fleet), local_only(self.fleet))
 
 
 @dataclass(frozen=True)
