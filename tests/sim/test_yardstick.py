@@ -157,25 +157,6 @@ def test_llmd_recipe_scales_on_latency_with_hysteresis(
     assert quiet.desired(_obs(0, 0, 3, 1.0, 80.0), 80.0) == 3
 
 
-def test_every_peer_family_runs_and_conserves(
-    scenario: Scenario, profiles: dict[str, EngineProfile]
-) -> None:
-    trace = _trace(scenario, profiles, "daily", 16, 300.0)
-    peers = {family: settings[0] for family, settings in sweep_grid().items()}
-    run = run_policies(
-        make_policies(list(peers), trace, scenario, profiles, SMALL, peers),
-        trace,
-        scenario,
-        profiles,
-        SMALL,
-    )
-    for name, result in run.results.items():
-        ended = result.useful_requests + result.late_requests + result.failed_requests
-        assert ended == result.requests, name
-    fallback = run.results["hpa_spot"]
-    assert fallback.cost.gpu_dollars_by_pool["on-demand"] == 0
-
-
 def test_engine_speed_changes_only_the_truth(
     scenario: Scenario, profiles: dict[str, EngineProfile]
 ) -> None:
