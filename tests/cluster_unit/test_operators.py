@@ -37,6 +37,7 @@ def test_an_operator_is_recognised_however_it_was_launched(argv, expected):
 def stand_in_operator() -> Iterator[subprocess.Popen[bytes]]:
     """A process whose command line is an operator's (it only sleeps)."""
     proc = subprocess.Popen(
+        # its only work is to exist with an operator's argv until the test kills it
         [sys.executable, "-c", "import time; time.sleep(120)", "weir", "operator", "run"]
     )
     try:

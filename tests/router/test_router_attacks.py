@@ -13,13 +13,13 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from router.attacks import Counts, attacks, run_suite
+from weir_lab.cluster.wait import wait_for
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
@@ -47,17 +47,16 @@ def process(
     """Start a server and wait (bounded) until its /healthz answers."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+    def healthy() -> bool:
+        assert proc.poll() is None, log.read_text()  # a crashed server fails at once
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}{health}", timeout=1).status_code < 300
+        except httpx.HTTPError:  # not listening yet: the bounded wait polls again
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{health}", timeout=1).status_code < 300:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+        wait_for(healthy, f"the server on port {port} to answer {health}", 30, interval_s=0.05)
         yield proc
     finally:
         proc.terminate()

@@ -161,6 +161,7 @@ class Router:
                 headers += _CLOSE  # the rest of the body is not read: no next request
             await _answer(send, exc.status, body, headers)
         except Exception:
+            # (logged with its traceback, never sent), not a torn connection or a text page
             log.exception("unexpected error serving %s %s", method, path[:200])
             self.metrics.refused("error")
             with contextlib.suppress(RuntimeError):  # the head may be out already
