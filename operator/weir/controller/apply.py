@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
@@ -39,11 +39,17 @@ class ApplyError(ClusterError):
     """Applying, pruning or reading children failed (the port's error, named for its place)."""
 
 
-def _wrap(action: str, exc: ApiException | DynamicApiError) -> ApplyError:
+_Error = TypeVar("_Error", bound=ClusterError)
+
+
+def wrap_api_error(action: str, exc: ApiException | DynamicApiError, kind: type[_Error]) -> _Error:
+    """The client's error as weir's own `kind`, named by `action`: no answer (0),
+    a conflict (409), throttling (429) and server errors (5xx) are temporary,
+    any other 4xx is permanent. Raise it `from exc`."""
     status = int(getattr(exc, "status", 0) or 0)
     reason = getattr(exc, "reason", "") or ""
     temporary = status in (0, 409, 429) or status >= 500
-    return ApplyError(f"{action}: {status} {reason}".strip(), temporary)
+    return kind(f"{action}: {status} {reason}".strip(), temporary)
 
 
 class Applier:
@@ -67,7 +73,7 @@ class Applier:
                 force_conflicts=True,
             )
         except (ApiException, DynamicApiError) as exc:
-            raise _wrap(what, exc) from exc
+            raise wrap_api_error(what, exc, ApplyError) from exc
         return (manifest["kind"], meta["name"]), applied.to_dict().get("status") or {}
 
     def apply(self, manifests: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -90,7 +96,7 @@ class Applier:
             try:
                 items = resource.get(namespace=namespace, label_selector=selector).items
             except (ApiException, DynamicApiError) as exc:
-                raise _wrap(f"list {kind} in {namespace}", exc) from exc
+                raise wrap_api_error(f"list {kind} in {namespace}", exc, ApplyError) from exc
             for item in items:
                 refs = item.metadata.ownerReferences or []
                 ours = any(ref.uid == owner_uid for ref in refs)
@@ -99,7 +105,9 @@ class Applier:
                         resource.delete(name=item.metadata.name, namespace=namespace)
                     except (ApiException, DynamicApiError) as exc:
                         if getattr(exc, "status", None) != 404:
-                            raise _wrap(f"delete {kind} {item.metadata.name}", exc) from exc
+                            raise wrap_api_error(
+                                f"delete {kind} {item.metadata.name}", exc, ApplyError
+                            ) from exc
                     pruned.append(f"{kind}/{item.metadata.name}")
         return tuple(pruned)
 
@@ -111,7 +119,7 @@ class Applier:
                 namespace=namespace, label_selector=f"{DEPLOYMENT_LABEL}={owner}"
             ).items
         except (ApiException, DynamicApiError) as exc:
-            raise _wrap(f"list Deployments of {owner}", exc) from exc
+            raise wrap_api_error(f"list Deployments of {owner}", exc, ApplyError) from exc
         observed = {
             ("Deployment", i.metadata.name): (i.to_dict().get("status") or {}) for i in items
         }

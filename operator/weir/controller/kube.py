@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from weir.api import InferenceDeploymentSpec
-from weir.controller.apply import Applier
+from weir.controller.apply import Applier, wrap_api_error
 from weir.controller.children import DEPLOYMENT_LABEL, MANAGED_BY
 from weir.controller.port import (
     ApplyResult,
@@ -34,13 +34,6 @@ from weir.controller.spot import drain_node
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
 _log = logging.getLogger(__name__)
-
-
-def _wrapped(what: str, exc: ApiException) -> ClusterError:
-    status = int(exc.status or 0)
-    return ClusterError(
-        f"{what}: {status} {exc.reason or ''}".strip(), status in (0, 409, 429) or status >= 500
-    )
 
 
 class KubeCluster:
@@ -59,7 +52,9 @@ class KubeCluster:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise _wrapped(f"read InferenceDeployment {namespace}/{name}", exc) from exc
+            raise wrap_api_error(
+                f"read InferenceDeployment {namespace}/{name}", exc, ClusterError
+            ) from exc
         return body if isinstance(body, dict) else None
 
     def read_references(self, namespace: str, spec: InferenceDeploymentSpec) -> References:
@@ -84,7 +79,7 @@ class KubeCluster:
                 GROUP, VERSION, namespace, PLURAL, name, {"status": status}
             )
         except ApiException as exc:
-            raise _wrapped(f"write status of {namespace}/{name}", exc) from exc
+            raise wrap_api_error(f"write status of {namespace}/{name}", exc, ClusterError) from exc
 
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         core = client.CoreV1Api(self.api)
@@ -93,7 +88,7 @@ class KubeCluster:
             return False
         except ApiException as exc:
             if exc.status != 404:
-                raise _wrapped(f"read Secret {namespace}/{name}", exc) from exc
+                raise wrap_api_error(f"read Secret {namespace}/{name}", exc, ClusterError) from exc
         body: Any = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -118,7 +113,7 @@ class KubeCluster:
         except ApiException as exc:
             if exc.status == 409:
                 return False  # another replica made it first
-            raise _wrapped(f"create Secret {namespace}/{name}", exc) from exc
+            raise wrap_api_error(f"create Secret {namespace}/{name}", exc, ClusterError) from exc
         return True
 
     def event(self, body: Mapping[str, Any], kind: EventType, reason: str, message: str) -> None:
@@ -132,4 +127,4 @@ class KubeCluster:
         try:
             return drain_node(self.api, node)
         except ApiException as exc:
-            raise _wrapped(f"drain node {node}", exc) from exc
+            raise wrap_api_error(f"drain node {node}", exc, ClusterError) from exc
