@@ -14,7 +14,7 @@ from typing import Any
 from weir.api.status import InferenceDeploymentStatus
 from weir.controller.control import ControlDecision, NoPlan
 from weir.controller.port import ClusterPort
-from weir.controller.reconcile import Outcome, read_status
+from weir.controller.reconcile import Outcome
 
 
 def _message(status: InferenceDeploymentStatus, kind: str) -> str | None:
@@ -25,12 +25,13 @@ def _message(status: InferenceDeploymentStatus, kind: str) -> str | None:
 def post_events(
     cluster: ClusterPort,
     body: dict[str, Any],
+    before: InferenceDeploymentStatus,
     status: InferenceDeploymentStatus,
     decision: ControlDecision | NoPlan,
     outcome: Outcome,
 ) -> None:
-    """Events for what changed between the stored status and the one just written."""
-    before = read_status(body)
+    """Events on `body` for what changed between the stored status (`before`, as the
+    step parsed it) and the one just written."""
     if outcome.problem and _message(before, "Ready") != _message(status, "Ready"):
         cluster.event(body, "Warning", outcome.reason, outcome.problem)
     if isinstance(decision, NoPlan):

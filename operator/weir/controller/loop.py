@@ -103,8 +103,10 @@ class LoopContext:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One step: the status to write, what was decided, what the reconcile did."""
+    """One step: the status found and the one to write, what was decided, what the
+    reconcile did (events compare the two statuses, so the stored one is parsed once)."""
 
+    previous: InferenceDeploymentStatus
     status: InferenceDeploymentStatus
     decision: ControlDecision | NoPlan
     outcome: Outcome
@@ -223,7 +225,7 @@ def step(
     if previous is not None:
         ctx.exported.step_gap.observe(started - previous)
     spec = _parse_spec(body)  # once per step: decide and reconcile share it
-    status = read_status(body)
+    stored = status = read_status(body)  # events compare the written status with it
     references = _references(ctx, namespace, spec)
     decision = _decide(ctx, (namespace, name, uid), spec, status, snapshot, now_s, references)
     count = ctx.steps_taken.get(uid, 0)
@@ -264,7 +266,7 @@ def step(
     )
     ctx.exported.steps.inc()
     ctx.exported.step_seconds.observe(time.monotonic() - started)
-    return StepResult(status, decision, outcome)
+    return StepResult(stored, status, decision, outcome)
 
 
 def _period(body: dict[str, Any]) -> float:
@@ -343,7 +345,14 @@ async def control_step(
             ctx.unwritten.pop(uid, None)  # write again next step
             _log.warning("writing the status of %s/%s failed: %s", namespace, name, exc)
             return min(period, ctx.retry_s)
-    post_events(ctx.cluster, body, result.status, result.decision, result.outcome)
+    post_events(
+        ctx.cluster,
+        body,
+        before=result.previous,
+        status=result.status,
+        decision=result.decision,
+        outcome=result.outcome,
+    )
     return min(period, ctx.retry_s) if result.outcome.temporary else period
 
 
