@@ -112,6 +112,9 @@ class Replica:
         self.preemptions = 0
         self.v = 0.0
         self.late = 0.0
+        self.busy_s = 0.0  # integral of the running batch over time (trtllm_num_requests_running)
+        self.reported_s = created_s  # engine evidence handed to telemetry up to here
+        self.reported_busy_s = 0.0
         self.last_s = created_s
         self.version = 0
         self._cache: tuple[float, float, float] | None = None
@@ -166,6 +169,7 @@ class Replica:
         dt = now - self.last_s
         if dt <= 0:
             return
+        self.busy_s += self.admitted * dt
         if self.prefill or self.n_dec:
             step, q, late = self._step()
             steps = dt / step
@@ -175,6 +179,10 @@ class Replica:
                 self.prefill[0].remaining -= steps * q
             self._changed()
         self.last_s = now
+
+    def busy_through(self, now: float) -> float:
+        """`busy_s` as it stands at `now` (the batch unchanged since the last event)."""
+        return self.busy_s + self.admitted * max(0.0, now - self.last_s)
 
     def _clean_top(self) -> None:
         while self.decoding and not self._valid(self.decoding[0][2], self.decoding[0][3]):

@@ -367,6 +367,10 @@ class Simulation:
             useful = verdict.reason == "useful"
             self.recorder.completed(job, end, ttft, itl, useful, False, 0.0)
             self.telemetry.local_tokens(now, job.output_tokens, verdict.useful_tokens)
+            tpot = itl if job.output_tokens > 1 else None
+            self.telemetry.engine_done(
+                now, replica.pool, job.output_tokens, tpot, now - job.dispatched_s
+            )
         self._reschedule(replica, now)
         self._maybe_end_draining(replica, now)
         self._drain_waiting(now)
@@ -438,7 +442,20 @@ class Simulation:
         for replica in self.spot.chosen(live, fraction):
             self._on_notice((replica, at), now)
 
+    def _report_engine(self, replica: Replica, now: float) -> None:
+        """Hand the engine's running-request gauge since the last report to telemetry."""
+        if replica.state not in ("ready", "draining"):
+            return
+        since = max(replica.reported_s, replica.ready_s)
+        busy = replica.busy_through(now)
+        if now > since:
+            self.telemetry.engine_span(
+                now, replica.pool, replica.rid, now - since, busy - replica.reported_busy_s
+            )
+        replica.reported_s, replica.reported_busy_s = now, busy
+
     def _end_replica(self, replica: Replica, now: float) -> None:
+        self._report_engine(replica, now)
         replica.ended_s = now
         replica.state = "gone"
         replica.version += 1
@@ -479,6 +496,8 @@ class Simulation:
             ready=sum(p.ready for p in pools.values()),
         )
         self.fleet_samples.append((now, fleet_now))
+        for replica in self.replicas:
+            self._report_engine(replica, now)
         delay = self.scenario.telemetry.scrape_delay_seconds
         seen = [m for t, m in self.fleet_samples[-8:] if t <= now - delay]
         obs = Observation(self.telemetry.snapshot(now, pools), seen[-1] if seen else fleet_now)

@@ -8,6 +8,12 @@ which needs more tokens than a rate does to be meaningful) into the same
 metrics snapshot the operator's Prometheus source returns, and the planner's
 view is built from it by the operator's own function (`weir.metrics.observe`),
 so the prompt mix is estimated from the histogram exactly as in a cluster.
+
+The engines' own series (`trtllm_*`: time per output token, running requests,
+completions, end-to-end latency) are kept per pool too, as the replicas of the
+simulated engine produce them, so the planner learns its pools' real speed
+(`weir.planner.learn`) in the simulator the way it does on a cluster: from the
+engine that ran, not from the profile it plans with.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Mapping
 
 from weir.metrics.observe import observe
 from weir.metrics.snapshot import ATTAINMENT_WINDOW_S, DeploymentMetrics, MetricsSnapshot
-from weir.planner.types import MIX_BOUNDS, PoolObservation, Snapshot
+from weir.planner.types import MIX_BOUNDS, EngineWindow, PoolObservation, Snapshot
 
 SIMULATED = ("sim", "deployment")  # the one deployment a run simulates, as a metrics key
 
@@ -33,6 +39,10 @@ class Telemetry:
         self.seconds: list[list[tuple[int, int, int, int]]] = []
         self.hosted: list[list[float]] = []
         self.local: list[list[float]] = []
+        # pool -> second -> [tpot_sum, tpot_count, requests, tokens, e2e_sum]
+        self.completions: dict[str, dict[int, list[float]]] = {}
+        # (end of span, pool, replica, seconds up, running-request seconds), time-ordered
+        self.spans: list[tuple[float, str, int, float, float]] = []
 
     def _slot(self, now: float) -> int:
         index = int(now - self.origin)
@@ -65,6 +75,61 @@ class Telemetry:
         slot = self.local[self._slot(now)]
         slot[0] += useful_tokens
         slot[1] += output_tokens
+
+    def engine_span(self, now: float, pool: str, rid: int, up_s: float, busy_s: float) -> None:
+        """A replica was up for `up_s` until `now` with `busy_s` running-request seconds
+        (the samples `avg_over_time(trtllm_num_requests_running)` averages)."""
+        if up_s > 0:
+            self.spans.append((now, pool, rid, up_s, busy_s))
+
+    def engine_done(
+        self, now: float, pool: str, output_tokens: int, tpot_s: float | None, e2e_s: float
+    ) -> None:
+        """A replica of `pool` finished a request (the engine's own histograms and counters)."""
+        slot = self.completions.setdefault(pool, {}).setdefault(int(now - self.origin), [0.0] * 5)
+        if tpot_s is not None:
+            slot[0] += tpot_s
+            slot[1] += 1
+        slot[2] += 1
+        slot[3] += output_tokens
+        slot[4] += e2e_s
+
+    def _engines(
+        self, start: float, end: float, span: float
+    ) -> tuple[tuple[str, EngineWindow], ...]:
+        """Per pool, what the operator's `engines` query would return over [start, end)."""
+        up: dict[tuple[str, int], list[float]] = {}
+        lo = bisect.bisect_right(self.spans, (start, chr(0x10FFFF)))
+        for at, pool, rid, up_s, busy_s in self.spans[lo:]:
+            if at > end:
+                break
+            entry = up.setdefault((pool, rid), [0.0, 0.0])
+            entry[0] += up_s
+            entry[1] += busy_s
+        first = max(0, math.ceil(start - self.origin))
+        last = math.ceil(end - self.origin)
+        out = []
+        for pool in sorted({pool for pool, _ in up}):
+            replicas = [v for (p, _), v in up.items() if p == pool]
+            sums = [0.0] * 5
+            done = self.completions.get(pool, {})
+            for second in range(first, last):
+                slot = done.get(second)
+                if slot is not None:
+                    sums = [a + b for a, b in zip(sums, slot, strict=True)]
+            if not sums[1]:
+                continue
+            count = len(replicas)
+            window = EngineWindow(
+                replicas=float(count),
+                running=sum(busy / seconds for seconds, busy in replicas) / count,
+                tpot_s=sums[0] / sums[1],
+                requests_per_s=sums[2] / span / count,
+                output_tokens=sums[3],
+                e2e_s=sums[4] / sums[2],
+            )
+            out.append((pool, window))
+        return tuple(out)
 
     def _local_tokens(self, end: float) -> tuple[float, float]:
         """(useful, all) tokens the replicas generated over the attainment window."""
@@ -111,6 +176,7 @@ class Telemetry:
             local_useful_tokens=local_useful,
             prefill_histogram=tuple(histogram) if requests else (),
             present=True,
+            engines=self._engines(start, end, span),
         )
         return MetricsSnapshot(
             taken_at_s=max(0.0, end),
