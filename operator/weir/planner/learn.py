@@ -13,12 +13,11 @@ engine exactly as profiled).
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping
-from statistics import mean
 
 from weir.api.profile import EngineProfile
+from weir.planner.curve import profile_curve
 from weir.planner.speed import MIN_BATCH, MIN_TOKENS, SpeedBelief, update
 from weir.planner.types import EngineWindow, MixBucket
 
@@ -48,29 +47,14 @@ def usable(window: EngineWindow) -> bool:
     return True
 
 
-def _interp(xs: list[float], ys: list[float], x: float) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x)
-    w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * w
+_ITL = ("itl_p50_s",)
 
 
 def profile_itl(profile: EngineProfile, batch: float, input_tokens: float) -> float:
     """The profile's median ITL at a running batch and prompt length: linear in
     concurrency, then in input length, clamped at the ends (the profile's own curve,
     so a speed of 1 means "as profiled", whatever model the planner fits to it)."""
-    by_input: dict[int, dict[int, list[float]]] = {}
-    for p in profile.points:
-        by_input.setdefault(p.input_tokens, {}).setdefault(p.concurrency, []).append(p.itl_p50_s)
-    inputs = sorted(by_input)
-    at_batch = []
-    for i in inputs:
-        cs = sorted(by_input[i])
-        at_batch.append(_interp([float(c) for c in cs], [mean(by_input[i][c]) for c in cs], batch))
-    return _interp([float(i) for i in inputs], at_batch, input_tokens)
+    return profile_curve(profile, _ITL).at(batch, input_tokens)[0]
 
 
 def observed_speed(

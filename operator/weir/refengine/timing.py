@@ -3,7 +3,8 @@
 A profile point says what one replica did at a concurrency c for an input
 length: TTFT and ITL medians and 95th percentiles. The emulator looks up the
 point for the current running batch and prompt length (linear interpolation in
-concurrency, then in input length; clamped at the ends) and draws each latency
+concurrency, then in input length; clamped at the ends: the profile's curve as
+the planner reads it, `weir.planner.curve`) and draws each latency
 from a log-normal with that median and 95th percentile. Log-normal because
 latencies are positive and right-skewed, and two quantiles fix it exactly. ITL
 is drawn per token, which is how the profiler measures it (pooled gaps between
@@ -12,12 +13,12 @@ chunks), so profiling an emulated engine gives its profile back.
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
 from dataclasses import dataclass
 
 from weir.api.profile import EngineProfile, ProfilePoint
+from weir.planner.curve import ProfileCurve
 
 _Z95 = 1.6448536269514722  # standard normal 95th percentile
 
@@ -36,70 +37,20 @@ class Quantiles:
         return self.p50 * math.exp(sigma * rng.gauss(0.0, 1.0))
 
 
-@dataclass(frozen=True)
-class _Curve:
-    """Points of one input length, sorted by concurrency."""
-
-    input_tokens: int
-    concurrency: tuple[int, ...]
-    ttft: tuple[Quantiles, ...]
-    itl: tuple[Quantiles, ...]
-
-    def at(self, batch: float) -> tuple[Quantiles, Quantiles]:
-        cs = self.concurrency
-        return _interp(cs, self.ttft, batch), _interp(cs, self.itl, batch)
-
-
-def _lerp(a: Quantiles, b: Quantiles, w: float) -> Quantiles:
-    return Quantiles(a.p50 + (b.p50 - a.p50) * w, a.p95 + (b.p95 - a.p95) * w)
-
-
-def _interp(xs: tuple[int, ...], ys: tuple[Quantiles, ...], x: float) -> Quantiles:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x)
-    w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return _lerp(ys[i - 1], ys[i], w)
-
-
-def _curve(input_tokens: int, points: list[ProfilePoint]) -> _Curve:
-    by_c: dict[int, list[ProfilePoint]] = {}
-    for p in points:
-        by_c.setdefault(p.concurrency, []).append(p)
-    cs = tuple(sorted(by_c))
-
-    def mean(ps: list[ProfilePoint], attr: str) -> float:
-        return sum(float(getattr(p, attr)) for p in ps) / len(ps)
-
-    ttft = tuple(Quantiles(mean(by_c[c], "ttft_p50_s"), mean(by_c[c], "ttft_p95_s")) for c in cs)
-    itl = tuple(Quantiles(mean(by_c[c], "itl_p50_s"), mean(by_c[c], "itl_p95_s")) for c in cs)
-    return _Curve(input_tokens, cs, ttft, itl)
+_METRICS = ("ttft_p50_s", "ttft_p95_s", "itl_p50_s", "itl_p95_s")
 
 
 class ProfileTiming:
     """TTFT and ITL distributions as functions of running batch and input length."""
 
     def __init__(self, profile: EngineProfile) -> None:
-        by_input: dict[int, list[ProfilePoint]] = {}
-        for p in profile.points:
-            by_input.setdefault(p.input_tokens, []).append(p)
-        self._inputs = tuple(sorted(by_input))
-        self._curves = tuple(_curve(i, by_input[i]) for i in self._inputs)
+        self._curve = ProfileCurve.of(profile.points, _METRICS)
         self.max_concurrency = profile.max_concurrency or max(p.concurrency for p in profile.points)
 
     def quantiles(self, batch: float, input_tokens: int) -> tuple[Quantiles, Quantiles]:
         """(TTFT, ITL) quantiles at this running batch and prompt length."""
-        xs = self._inputs
-        if input_tokens <= xs[0]:
-            return self._curves[0].at(batch)
-        if input_tokens >= xs[-1]:
-            return self._curves[-1].at(batch)
-        i = bisect.bisect_right(xs, input_tokens)
-        w = (input_tokens - xs[i - 1]) / (xs[i] - xs[i - 1])
-        (t0, l0), (t1, l1) = self._curves[i - 1].at(batch), self._curves[i].at(batch)
-        return _lerp(t0, t1, w), _lerp(l0, l1, w)
+        ttft_p50, ttft_p95, itl_p50, itl_p95 = self._curve.at(batch, input_tokens)
+        return Quantiles(ttft_p50, ttft_p95), Quantiles(itl_p50, itl_p95)
 
 
 def fixed_profile(
