@@ -18,6 +18,7 @@ above it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -32,13 +33,11 @@ from weir.planner.types import EngineWindow
 __all__ = ["DeploymentMetrics", "MetricsSnapshot", "PrometheusSource"]
 
 
-def parse_vector(
+def _attributed(
     result: list[dict[str, Any]], ns_label: str, name_label: str
-) -> tuple[dict[Key, float | None], list[str]]:
-    """Instant-vector answer -> value per deployment, with notes on odd answers."""
-    values: dict[Key, float | None] = {}
-    seen: dict[Key, int] = {}
-    notes: list[str] = []
+) -> Iterator[tuple[Key, dict[str, Any], float | None]]:
+    """The series of an answer that name a deployment: its key, all its labels, and
+    its value (None when unreadable; NaN and Inf as Prometheus sent them)."""
     for series in result:
         labels = series.get("metric") if isinstance(series, dict) else None
         if not isinstance(labels, dict):
@@ -50,6 +49,17 @@ def parse_vector(
             value: float | None = float(series["value"][1])
         except (KeyError, IndexError, TypeError, ValueError):
             value = None
+        yield key, labels, value
+
+
+def parse_vector(
+    result: list[dict[str, Any]], ns_label: str, name_label: str
+) -> tuple[dict[Key, float | None], list[str]]:
+    """Instant-vector answer -> value per deployment, with notes on odd answers."""
+    values: dict[Key, float | None] = {}
+    seen: dict[Key, int] = {}
+    notes: list[str] = []
+    for key, _, value in _attributed(result, ns_label, name_label):
         if value is not None and not math.isfinite(value):
             notes.append(f"{key[0]}/{key[1]}: non-finite value {value}")
             value = None
@@ -69,19 +79,12 @@ def parse_histogram(
     buckets: dict[Key, dict[float, float]] = {}
     broken: set[Key] = set()
     notes: list[str] = []
-    for series in result:
-        labels = series.get("metric") if isinstance(series, dict) else None
-        if not isinstance(labels, dict):
-            continue
-        key = (labels.get(ns_label, ""), labels.get(name_label, ""))
-        if not key[0] or not key[1]:
-            continue
+    for key, labels, value in _attributed(result, ns_label, name_label):
         try:
             le = float(labels["le"])
-            value = float(series["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
-            le, value = math.nan, math.nan
-        if math.isnan(le) or not math.isfinite(value) or value < 0:
+        except (KeyError, TypeError, ValueError):
+            le = math.nan
+        if math.isnan(le) or value is None or not math.isfinite(value) or value < 0:
             broken.add(key)
             continue
         per_key = buckets.setdefault(key, {})
@@ -101,18 +104,8 @@ def parse_split(
     """
     parts: dict[Key, dict[str, float]] = {}
     broken: set[Key] = set()
-    for series in result:
-        labels = series.get("metric") if isinstance(series, dict) else None
-        if not isinstance(labels, dict):
-            continue
-        key = (labels.get(ns_label, ""), labels.get(name_label, ""))
-        if not key[0] or not key[1]:
-            continue
-        try:
-            value = float(series["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
+    for key, labels, value in _attributed(result, ns_label, name_label):
+        if value is None or not math.isfinite(value) or value < 0:
             broken.add(key)
             continue
         per_key = parts.setdefault(key, {})
