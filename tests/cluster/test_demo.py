@@ -5,7 +5,6 @@ computed here by hand from the raw Prometheus series of the run."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_api_client import PrometheusConnect
 
+from support.doctor import run_doctor
 from support.operator import delete_and_wait
 from weir_lab.cluster import processes
 from weir_lab.demo import OPERATOR
@@ -96,22 +96,8 @@ def test_demo_tells_the_whole_story(cluster, tmp_path):
             )
         assert missing.value.status == 404
         # and the cluster it leaves is healthy as far as `weir doctor` can tell
-        doctor = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "weir",
-                "doctor",
-                "--json",
-                f"--prometheus={cluster.settings.prometheus_url}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={**os.environ, "WEIR_OPERATOR_KUBECONFIG": str(cluster.settings.kubeconfig)},
-        )
-        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        doctor = run_doctor(cluster.settings.kubeconfig, cluster.settings.prometheus_url)
+        assert doctor.returncode == 0, doctor.output
     finally:
         subprocess.run(
             [

@@ -7,15 +7,12 @@ must exit 1 and name both, while the cluster's own pools stay green.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 
 from kubernetes import client
 
 from controller.test_control import example
+from support.doctor import run_doctor
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
 
@@ -51,29 +48,14 @@ def test_doctor_names_a_pool_without_nodes_and_a_missing_secret(cluster, namespa
         },
     )
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "weir",
-                "doctor",
-                "--json",
-                f"--prometheus={cluster.settings.prometheus_url}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "WEIR_OPERATOR_KUBECONFIG": str(cluster.settings.kubeconfig)},
-            check=False,
-        )
+        done = run_doctor(cluster.settings.kubeconfig, cluster.settings.prometheus_url)
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "capacitypools", pool_name)
-    assert done.returncode == 1, done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    failed = {(f["check"], f["subject"]): f["message"] for f in report["findings"] if not f["ok"]}
+    assert done.returncode == 1, done.output
+    failed = {(f["check"], f["subject"]): f["message"] for f in done.findings if not f["ok"]}
     assert "no Ready node" in failed[("pool", pool_name)]
     assert "does not exist" in failed[("hosted key", f"{namespace}/api")]
-    ok = {(f["check"], f["subject"]) for f in report["findings"] if f["ok"]}
+    ok = {(f["check"], f["subject"]) for f in done.findings if f["ok"]}
     assert ("prometheus", "query API") in ok
     assert all(
         ("CRD", n) in ok for n in ("capacitypools.weir.dev", "inferencedeployments.weir.dev")

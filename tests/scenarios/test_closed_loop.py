@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 
+from support.doctor import run_doctor
 from weir.planner.types import MIX_BOUNDS
 from weir.sim.traces import Request
 from weir_lab.closedloop.harness import MODEL, Shape
@@ -64,15 +62,7 @@ def test_requests_flow_through_router_pod_to_engine_pods(loop_for):
     decision = loop.status().get("lastDecision") or {}
     assert any(r.startswith("capacity ") for r in decision.get("reasons", [])), decision
     # and `weir doctor` finds this deployment's router and engine series where the queries look
-    done = subprocess.run(
-        [sys.executable, "-m", "weir", "doctor", "--json", f"--prometheus={loop.prom.url}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "WEIR_OPERATOR_KUBECONFIG": str(loop.settings.kubeconfig)},
-        check=False,
-    )
-    findings = json.loads(done.stdout)["findings"]
+    findings = run_doctor(loop.settings.kubeconfig, loop.prom.url).findings
     mine = [f for f in findings if f["subject"].startswith(f"{loop.namespace}/")]
     assert {f["check"] for f in mine} >= {"operator", "metrics"}, mine
     assert all(f["ok"] for f in mine if f["check"] in ("operator", "metrics")), mine
