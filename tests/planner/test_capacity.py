@@ -7,7 +7,7 @@ import math
 import pytest
 
 from weir.api import SLO, EngineProfile
-from weir.planner.capacity import Workload, leave_one_out, model_for
+from weir.planner.capacity import Workload, leave_one_out, model_for, on_grid
 
 CHAT = Workload(1000, 150, 3000)
 SLO_DEFAULT = SLO(ttft_seconds=1.5, itl_seconds=0.06, percentile=99)
@@ -73,3 +73,29 @@ def test_prompt_chunk_runs_cost_capacity(profiles: dict[str, EngineProfile]) -> 
         model.predict(even, rate, 99, 0.06).run_late_token_share
     )
     assert model.max_rate(skewed, SLO_DEFAULT).rate_rps < model.max_rate(even, SLO_DEFAULT).rate_rps
+
+
+def test_the_mix_is_rounded_up_so_a_drifting_mix_reuses_its_answer_and_never_gains(
+    profiles: dict[str, EngineProfile],
+) -> None:
+    """max_rate answers for the mix rounded up onto a 2% grid: a mix that moves within a
+    grid step gets the cached answer, and the rounding only ever makes prompts longer."""
+    model = model_for(next(iter(profiles.values())))
+    slo = SLO(ttft_seconds=1.5, itl_seconds=0.06)
+    base = Workload(1000.0, 200.0, 3000.0, 800.0, 1.2e6)
+    rounded = on_grid(base)
+    for name in (
+        "mean_input_tokens",
+        "mean_output_tokens",
+        "prefill_tokens_at_percentile",
+        "mean_prefill_tokens",
+        "prefill_tokens_second_moment",
+    ):
+        exact, up = getattr(base, name), getattr(rounded, name)
+        assert exact <= up <= exact * 1.02 + 1e-9
+    assert on_grid(rounded) == rounded  # grid points stay where they are
+    drifted = Workload(1001.0, 200.5, 3004.0, 800.9, 1.2001e6)
+    assert on_grid(drifted) == rounded  # the same grid cell: the same answer, from the cache
+    assert model.max_rate(drifted, slo) is model.max_rate(base, slo)
+    longer = Workload(1100.0, 200.0, 3300.0, 880.0, 1.45e6)
+    assert model.max_rate(longer, slo).rate_rps <= model.max_rate(base, slo).rate_rps

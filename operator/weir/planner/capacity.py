@@ -9,8 +9,14 @@ that step divided by `1 - rho`. Time to first token is a fixed overhead plus
 the request's own prefill plus the wait behind other prefills. Six numbers
 per profile, fitted to its points by least squares; the fit reproduces the
 published SLO curve and stays within ~20% of the saturation tables (see
-`engines/profiles/*.yaml` sources). The simulator's replicas run the same
-mechanics step by step, so plan and replay share one physics.
+`engines/profiles/*.yaml` sources). The simulator's engine has physics of
+its own (`weir.sim.engine`), so a plan is judged against a truth it did not
+write.
+
+`max_rate` is asked once per pool and window with a mix that drifts a little
+every window; it answers for the mix rounded up onto a 2% grid, so the answer
+is cached across windows and never optimistic (longer prompts and outputs only
+lower the rate).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ _P_GRID = np.logspace(-6.5, -2.5, 81)
 _OVERDISPERSION = 2.75
 _OUTPUT_LOG_SIGMA = 0.9
 _RUN_ERROR_BUDGET = 0.5
+_GRID_STEP = math.log(1.02)  # the mix is rounded up to 2% before its capacity is computed
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,7 @@ class CapacityModel:
         """A replica kept at `concurrency` in flight (a closed-loop benchmark, or full spill)."""
         ceiling = 1.0 / (max(workload.prefill_tokens, 1.0) * self.params.prefill_s_per_token)
         low, high = 0.0, ceiling
-        for _ in range(60):
+        for _ in range(40):  # 2^-40 of the ceiling
             mid = (low + high) / 2
             pred = self.predict(workload, mid)
             if math.isfinite(pred.concurrency) and pred.concurrency < concurrency:
@@ -241,8 +248,9 @@ class CapacityModel:
         )
 
     def max_rate(self, workload: Workload, slo: SLO) -> ReplicaCapacity:
-        """The largest arrival rate one replica takes at the SLO (0 when none)."""
-        return _max_rate_cached(self, workload, slo)
+        """The largest arrival rate one replica takes at the SLO (0 when none), for the
+        workload rounded up onto the 2% grid (see the module docstring)."""
+        return _max_rate_cached(self, on_grid(workload), slo)
 
     def closed_loop(
         self, concurrency: float, input_tokens: float, output_tokens: float
@@ -271,6 +279,27 @@ def _output_nodes(mean_output: float) -> tuple[tuple[float, float], ...]:
     )
 
 
+def _up(value: float) -> float:
+    """`value` rounded up to the next point of the 2% log grid (exact points stay)."""
+    if value <= 0:
+        return value
+    steps = math.ceil(math.log(value) / _GRID_STEP - 1e-9)
+    return math.exp(steps * _GRID_STEP)
+
+
+def on_grid(workload: Workload) -> Workload:
+    """The workload with every token count rounded up onto the 2% grid."""
+    prefill = workload.mean_prefill_tokens
+    second = workload.prefill_tokens_second_moment
+    return Workload(
+        _up(workload.mean_input_tokens),
+        _up(workload.mean_output_tokens),
+        _up(workload.prefill_tokens_at_percentile),
+        None if prefill is None else _up(prefill),
+        None if second is None else _up(second),
+    )
+
+
 @lru_cache(maxsize=4096)
 def _max_rate_cached(model: CapacityModel, workload: Workload, slo: SLO) -> ReplicaCapacity:
     """Open-loop rate at the SLO, and the in-flight limit that keeps a full replica in SLO."""
@@ -278,7 +307,7 @@ def _max_rate_cached(model: CapacityModel, workload: Workload, slo: SLO) -> Repl
     if not model.meets(workload, ceiling * 1e-6, slo):
         return ReplicaCapacity(0.0, 0, 0.0)
     low, high = 0.0, ceiling
-    for _ in range(50):
+    for _ in range(32):  # 2^-32 of the ceiling: far below any rate's meaning
         mid = (low + high) / 2
         if model.meets(workload, mid, slo):
             low = mid
