@@ -26,6 +26,16 @@ _SHORT = ["--preroll-s", "300"]
 RUNS: tuple[tuple[str, Path, list[str]], ...] = (
     ("azure-conv-default", SHARED / "AzureLLMInferenceTrace_conv.csv", []),
     ("mooncake-default", SHARED / "mooncake_synthetic_trace.jsonl", []),
+    (
+        "azure-conv-cheap-hosted",
+        SHARED / "AzureLLMInferenceTrace_conv.csv",
+        ["--scenario", "bench/scenarios/cheap-hosted.yaml"],
+    ),
+    (
+        "mooncake-cheap-hosted",
+        SHARED / "mooncake_synthetic_trace.jsonl",
+        ["--scenario", "bench/scenarios/cheap-hosted.yaml"],
+    ),
     ("steady-default", GENERATED / "steady.csv", _SHORT),
     ("bursty-default", GENERATED / "bursty.csv", _SHORT),
     ("daily-default", GENERATED / "daily.csv", _SHORT),
