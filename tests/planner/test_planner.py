@@ -197,3 +197,51 @@ def test_nan_negative_inputs_refused(value: float, field: str) -> None:
     kwargs[field] = value
     with pytest.raises(PlanningError, match=field):
         Snapshot(mix=conversation_mix(1.0), pools={}, **kwargs)
+
+
+def _poisoned(snap: Snapshot, factor: float) -> Snapshot:
+    """One scrape whose token counts are `factor` times too high (a broken exporter)."""
+    mix = tuple(
+        replace(b, input_tokens=b.input_tokens * factor, output_tokens=b.output_tokens * factor)
+        for b in snap.mix
+    )
+    return replace(snap, mix=mix, output_tokens_per_s=snap.output_tokens_per_s * factor)
+
+
+def test_one_scrape_with_token_counts_far_too_high_buys_nothing(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """A window's per-request tokens count toward the mix at most a few times the mix's
+    own: one poisoned scrape (1000x the tokens) must not pin the fleet at its maximum."""
+    state: PlannerState | None = None
+    clean: PlannerState | None = None
+    fleets, calm = [], []
+    for i in range(120):
+        now = 1000.0 + 15.0 * i
+        snap = snapshot(now, 4.0)
+        seen = _poisoned(snap, 1000.0) if i == 60 else snap
+        result = plan(seen, spec, profiles, state, now)
+        reference = plan(snap, spec, profiles, clean, now)
+        state, clean = result.state, reference.state
+        fleets.append(sum(result.replicas.values()))
+        calm.append(sum(reference.replicas.values()))
+    assert max(fleets[60:]) <= max(calm[60:]) + 1, (fleets[55:70], calm[55:70])
+    assert fleets[-1] == calm[-1]
+
+
+def test_a_real_shift_to_longer_outputs_is_still_learned(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """The cap on one window's tokens slows belief in a huge jump, not in a real one: a
+    workload whose outputs become 3x longer and stay so plans for them within minutes."""
+    state: PlannerState | None = None
+    for i in range(40):
+        now = 1000.0 + 15.0 * i
+        snap = snapshot(now, 4.0)
+        result = plan(_poisoned(snap, 3.0) if i >= 20 else snap, spec, profiles, state, now)
+        state = result.state
+        if i == 19:
+            before = result.state.last_mix
+    after = result.state.last_mix
+    out = lambda mix: sum(b.output_tokens for b in mix) / sum(b.requests for b in mix)  # noqa: E731
+    assert out(after) > 1.5 * out(before)

@@ -38,6 +38,7 @@ FORECAST_QUANTILE = 0.9
 _DEFAULT_MIX = (MixBucket(1024.0, 1.0, 1000.0, 1000.0, 200.0),)
 _TTFT_PREFILL_SHARE = 0.7
 MIX_SMOOTHING_S = 600.0
+MIX_JUMP = 4.0  # one window's tokens per request count up to this times the mix's own
 
 
 def plan(
@@ -127,7 +128,12 @@ def smooth_mix(
     """Exponentially weighted request mix (time constant MIX_SMOOTHING_S).
 
     One window's mix is noisy (a few long prompts move its percentile), and
-    a noisy mix makes per-replica capacity, and so the fleet, flap.
+    a noisy mix makes per-replica capacity, and so the fleet, flap. One window
+    also counts for at most MIX_JUMP times the mix's own tokens per request
+    (output, and prompt beyond its bucket's bound): a scrape with counts a
+    thousand times too high would otherwise pin the fleet at its maximum for
+    as long as the smoothing remembers it, while a real shift still arrives,
+    a factor MIX_JUMP per window at most.
     """
     if not old:
         return new or _DEFAULT_MIX
@@ -135,6 +141,7 @@ def smooth_mix(
         return old
     keep = math.exp(-max(elapsed_s, 0.0) / MIX_SMOOTHING_S)
     old_total = sum(b.requests for b in old) or 1.0
+    new = _capped(new, old, old_total)
     new_total = sum(b.requests for b in new) or 1.0
     rows: dict[float, list[float]] = {}
     for weight, buckets, total in ((keep, old, old_total), (1 - keep, new, new_total)):
@@ -146,6 +153,28 @@ def smooth_mix(
             row[2] += b.prefill_tokens * scale
             row[3] += b.output_tokens * scale
     return tuple(MixBucket(bound, *row) for bound, row in sorted(rows.items()) if row[0] > 1e-9)
+
+
+def _capped(
+    new: tuple[MixBucket, ...], old: tuple[MixBucket, ...], old_total: float
+) -> tuple[MixBucket, ...]:
+    """`new` with each bucket's tokens per request capped at MIX_JUMP x the old mix's."""
+    out_cap = MIX_JUMP * max(sum(b.output_tokens for b in old) / old_total, 1.0)
+    in_cap = MIX_JUMP * max(sum(b.input_tokens for b in old) / old_total, 1.0)
+    capped = []
+    for b in new:
+        prompt = max(in_cap, b.prefill_tokens_le if math.isfinite(b.prefill_tokens_le) else 0.0)
+        input_tokens = min(b.input_tokens, b.requests * prompt)
+        capped.append(
+            MixBucket(
+                b.prefill_tokens_le,
+                b.requests,
+                input_tokens,
+                min(b.prefill_tokens, input_tokens),
+                min(b.output_tokens, b.requests * out_cap),
+            )
+        )
+    return tuple(capped)
 
 
 def horizon_s(spec: PlanningSpec) -> float:
