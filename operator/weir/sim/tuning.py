@@ -25,18 +25,28 @@ from weir.sim.peers import Kind, PeerSetting, Placement
 PLACEMENTS: tuple[Placement, ...] = ("on-demand", "spot", "mixed")
 
 
+PARALLEL = (0.6, 0.8, 1.0)  # max_parallel_requests per replica, x the SLO concurrency
+
+
 def _grid(kind: Kind, placement: Placement, **axes: Sequence[Any]) -> list[PeerSetting]:
+    """Every combination of the axes; with fallback, also the gateway's per-replica limit
+    (an SRE tunes max_parallel_requests: the SLO concurrency of a profile is a guess)."""
     names = list(axes)
-    return [
+    settings = [
         PeerSetting(kind=kind, placement=placement, **dict(zip(names, values, strict=True)))
         for values in itertools.product(*(axes[n] for n in names))
+    ]
+    return [
+        replace(s, parallel=parallel)
+        for s in settings
+        for parallel in (PARALLEL if s.fallback else (1.0,))
     ]
 
 
 def sweep_grid() -> dict[str, list[PeerSetting]]:
     """Every family's candidate settings (what an SRE would try, not fitted to a trace).
 
-    Small on purpose (79 settings): the sweep runs on two shared cores. The
+    Small on purpose (161 settings): the sweep runs on two shared cores. The
     HPA grid is the widest because the issue's reference peer is one.
     """
     out: dict[str, list[PeerSetting]] = {}
