@@ -33,8 +33,12 @@ def test_ignores_thin_or_missing_evidence() -> None:
 def test_planner_trusts_replicas_less_after_a_bad_window(
     spec: PlanningSpec, profiles: dict[str, EngineProfile]
 ) -> None:
-    control = spec.deployment.control.model_copy(update={"attainment_feedback": True})
-    on = replace(spec, deployment=spec.deployment.model_copy(update={"control": control}))
+    def with_feedback(enabled: bool) -> PlanningSpec:
+        control = spec.deployment.control.model_copy(update={"attainment_feedback": enabled})
+        return replace(spec, deployment=spec.deployment.model_copy(update={"control": control}))
+
+    assert spec.deployment.control.attainment_feedback  # on by default
+    on = with_feedback(True)
     good = plan(snapshot(100.0, 20.0), on, profiles, None, 100.0)
     bad_snapshot = replace(
         snapshot(115.0, 20.0), local_useful_fraction=0.95, local_output_tokens=1e5
@@ -45,5 +49,5 @@ def test_planner_trusts_replicas_less_after_a_bad_window(
         bad.spill.concurrency_limit_by_pool["spot"] < good.spill.concurrency_limit_by_pool["spot"]
     )
     assert any("trusting each replica" in r for r in bad.reasons)
-    off = plan(bad_snapshot, spec, profiles, good.state, 115.0)
+    off = plan(bad_snapshot, with_feedback(False), profiles, good.state, 115.0)
     assert off.state.capacity_scale == 1.0

@@ -103,10 +103,11 @@ class ControlSettings(Spec):
         ),
     )
     attainment_feedback: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Trust each replica less while the replicas' measured useful fraction is below "
-            "target (AIMD on the capacity model); off by default: it buys SLO margin with GPUs."
+            "target (AIMD on the capacity model): the correction for mixes that hurt a replica's "
+            "tail in ways its profile does not show; off plans on the profile and learned speed."
         ),
     )
     mode: Literal["enforce", "recommend"] = Field(
