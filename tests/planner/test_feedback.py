@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from planner.conftest import snapshot
 from weir.api import EngineProfile
 from weir.planner.feedback import COOLDOWN_S, MIN_SCALE, update_scale
-from weir.planner.optimise import plan
-from weir.planner.types import PlanningSpec
+from weir.planner.optimise import PREFILL_CAP_RECOVERY_S, plan, thresholds
+from weir.planner.types import MixBucket, PlanningSpec, Snapshot
 
 
 def test_cut_cooldown_and_recovery() -> None:
@@ -51,3 +52,57 @@ def test_planner_trusts_replicas_less_after_a_bad_window(
     assert any("trusting each replica" in r for r in bad.reasons)
     off = plan(bad_snapshot, with_feedback(False), profiles, good.state, 115.0)
     assert off.state.capacity_scale == 1.0
+
+
+def _long_mix(rate_rps: float) -> tuple[MixBucket, ...]:
+    """Chat prompts, a few long ones (7k uncached tokens) and many very long ones (30k,
+    hosted by the TTFT target alone): a mix where hosting the 7k ones costs little more."""
+    n = rate_rps * 60.0
+    shares = ((1024.0, 0.55, 800.0), (8192.0, 0.05, 7000.0), (32768.0, 0.40, 30000.0))
+    return tuple(
+        MixBucket(bound, n * share, n * share * tokens, n * share * tokens, n * share * 150)
+        for bound, share, tokens in shares
+    )
+
+
+def test_replicas_below_target_with_long_prompts_send_the_long_ones_hosted_then_recover(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """An attainment cut tries the next lower long-prompt threshold (when the model prices
+    it close); calm attainment with the trust whole again lifts the cap a step later."""
+    top = thresholds(spec, profiles, _long_mix(4.0))[-1]
+    assert top > 8192  # the TTFT target alone lets the long prompts onto the replicas
+
+    def at(now: float, useful: float) -> Snapshot:
+        return replace(
+            snapshot(now, 4.0),
+            mix=_long_mix(4.0),
+            local_useful_fraction=useful,
+            local_output_tokens=1e5,
+        )
+
+    result = plan(at(1000.0, 0.999), spec, profiles, None, 1000.0)
+    assert result.spill.max_local_prefill_tokens == top
+    result = plan(at(1015.0, 0.95), spec, profiles, result.state, 1015.0)
+    assert result.state.capacity_scale < 1.0
+    assert result.spill.max_local_prefill_tokens == 4096.0  # the 8192 bucket goes hosted
+    assert any("go hosted now" in r for r in result.reasons)
+    now = 1015.0
+    while result.state.capacity_scale < 1.0:  # calm: the trust recovers first
+        now += 15.0
+        result = plan(at(now, 0.999), spec, profiles, result.state, now)
+    assert result.spill.max_local_prefill_tokens == 4096.0
+    later = now + PREFILL_CAP_RECOVERY_S
+    result = plan(at(later, 0.999), spec, profiles, result.state, later)
+    assert result.spill.max_local_prefill_tokens > 4096.0
+
+
+def test_a_cut_without_long_prompts_moves_no_threshold(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    good = plan(snapshot(1000.0, 4.0), spec, profiles, None, 1000.0)
+    bad = replace(snapshot(1015.0, 4.0), local_useful_fraction=0.95, local_output_tokens=1e5)
+    cut = plan(bad, spec, profiles, good.state, 1015.0)
+    assert cut.state.capacity_scale < 1.0
+    assert cut.spill.max_local_prefill_tokens == good.spill.max_local_prefill_tokens
+    assert cut.state.prefill_cap == math.inf

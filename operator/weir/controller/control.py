@@ -258,9 +258,17 @@ def encode_state(state: PlannerState) -> str:
                 state.capacity_cut_at_s if math.isfinite(state.capacity_cut_at_s) else None
             ),
             "speeds": {pool: asdict(belief) for pool, belief in state.speeds},
+            "prefillCap": state.prefill_cap if math.isfinite(state.prefill_cap) else None,
+            "prefillCapAt": (
+                state.prefill_cap_at_s if math.isfinite(state.prefill_cap_at_s) else None
+            ),
         },
         separators=(",", ":"),
     )
+
+
+def _float_or(value: object, default: float) -> float:
+    return default if value is None else float(value)  # type: ignore[arg-type]
 
 
 def decode_state(text: str | None) -> PlannerState | None:
@@ -283,6 +291,8 @@ def decode_state(text: str | None) -> PlannerState | None:
             speeds=tuple(
                 sorted((str(pool), SpeedBelief(**b)) for pool, b in raw.get("speeds", {}).items())
             ),
+            prefill_cap=_float_or(raw.get("prefillCap"), math.inf),
+            prefill_cap_at_s=_float_or(raw.get("prefillCapAt"), -math.inf),
         )
     except (ValueError, KeyError, TypeError, AttributeError, PlanningError):
         return None

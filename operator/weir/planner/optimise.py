@@ -19,11 +19,14 @@ from collections.abc import Mapping
 from weir.api.profile import EngineProfile
 from weir.planner.capacity import ReplicaCapacity, model_at_speed, model_for
 from weir.planner.evaluate import Demand, Limits, MixSplit, Outcome, evaluate, split_mix
+from weir.planner.feedback import MARGIN as FEEDBACK_MARGIN
 from weir.planner.feedback import update_scale
 from weir.planner.forecast import DemandSample, Forecast, add_sample, forecast
 from weir.planner.learn import describe, learn_speeds, planning_speeds
+from weir.planner.speed import SpeedBelief
 from weir.planner.stabilise import stabilise
 from weir.planner.types import (
+    MIX_BOUNDS,
     Alternative,
     MixBucket,
     Plan,
@@ -39,6 +42,9 @@ _DEFAULT_MIX = (MixBucket(1024.0, 1.0, 1000.0, 1000.0, 200.0),)
 _TTFT_PREFILL_SHARE = 0.7
 MIX_SMOOTHING_S = 600.0
 MIX_JUMP = 4.0  # one window's tokens per request count up to this times the mix's own
+MIN_THRESHOLD_TOKENS = 2048.0  # the lowest long-prompt threshold weir steps down to
+PREFILL_STEP_COST = 0.05  # a lower threshold is tried on evidence if priced within this
+PREFILL_CAP_RECOVERY_S = 1800.0  # attainment above target this long raises the cap a step
 
 
 def plan(
@@ -86,25 +92,32 @@ def plan(
             now - state.capacity_cut_at_s,
         )
     cut_at = now if scale < state.capacity_scale else state.capacity_cut_at_s
+    in_force = state.last_plan.spill.max_local_prefill_tokens if state.last_plan else math.inf
+    served = tuple(b for b in mix if b.prefill_tokens_le <= in_force) or mix  # what engines saw
     speeds = learn_speeds(
-        state.speeds, snapshot.engines, profiles, mix, snapshot.observed_at_s, snapshot.window_s
+        state.speeds, snapshot.engines, profiles, served, snapshot.observed_at_s, snapshot.window_s
     )
-    ctx = _context(
-        spec, profiles, mix, snapshot.hosted_cached_fraction, fc, scale, planning_speeds(speeds)
+    ctx, scored, (best_r, best_o, why), cap, cap_at, threshold_note = _long_prompts(
+        spec,
+        profiles,
+        mix,
+        snapshot.hosted_cached_fraction,
+        fc,
+        scale,
+        speeds,
+        state,
+        snapshot,
+        now,
     )
     current = _current(spec, snapshot, state)
-    ladder = _ladder(spec, ctx)
-    scored = [
-        (r, evaluate(r, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)) for r in ladder
-    ]
-    best_r, best_o, why = _choose(scored, spec)
     held_o = evaluate(current, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
     desired, notes, recs = stabilise(
         spec, current, best_r, best_o, held_o, state.recommendations, now
     )
     final = evaluate(desired, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
     trust = [trust_note] if trust_note else []
-    reasons = (*_demand_reasons(fc, ctx), *describe(speeds), *trust, why, *notes)
+    chosen = [threshold_note] if threshold_note else []
+    reasons = (*_demand_reasons(fc, ctx), *describe(speeds), *trust, *chosen, why, *notes)
     alternatives = _alternatives(scored, best_r, current, held_o, desired, final, spec)
     next_state = PlannerState(
         samples=samples,
@@ -112,6 +125,8 @@ def plan(
         last_mix=mix,
         capacity_scale=scale,
         capacity_cut_at_s=cut_at,
+        prefill_cap=cap,
+        prefill_cap_at_s=cap_at,
         speeds=speeds,
     )
     result = _make_plan(now, desired, final, ctx, spec, reasons, alternatives, fc, next_state)
@@ -223,6 +238,96 @@ def max_local_prefill(spec: PlanningSpec, profiles: Mapping[str, EngineProfile])
     return max(1.0, min(limits))
 
 
+Scored = list[tuple[dict[str, int], Outcome]]
+
+
+def thresholds(
+    spec: PlanningSpec, profiles: Mapping[str, EngineProfile], mix: tuple[MixBucket, ...]
+) -> list[float]:
+    """Long-prompt thresholds weir may use: the longest prompt a replica answers within
+    the TTFT target, and the router histogram's power-of-two bounds from
+    MIN_THRESHOLD_TOKENS up to it that move requests (with none between a bound and the
+    TTFT limit, the split is the same)."""
+    top = max_local_prefill(spec, profiles)
+    if spec.hosted is None or spec.deployment.hosted is None:
+        return [top]
+    out = {top}
+    for bound in MIX_BOUNDS:
+        if not (MIN_THRESHOLD_TOKENS <= bound < top and math.log2(bound).is_integer()):
+            continue
+        if any(b.requests > 0 for b in mix if bound < b.prefill_tokens_le <= top):
+            out.add(bound)
+    return sorted(out)
+
+
+def _long_prompts(
+    spec: PlanningSpec,
+    profiles: Mapping[str, EngineProfile],
+    mix: tuple[MixBucket, ...],
+    cached_fraction: float,
+    fc: Forecast,
+    scale: float,
+    speeds: tuple[tuple[str, SpeedBelief], ...],
+    state: PlannerState,
+    snapshot: Snapshot,
+    now: float,
+) -> tuple[_Context, Scored, tuple[dict[str, int], Outcome, str], float, float, str | None]:
+    """The long-prompt threshold in force, priced: its context, ladder and best fleet, the
+    cap the SLO evidence puts on it (and when the cap last moved), and a note.
+
+    The TTFT target sets the longest prompt a replica can answer. The capacity model
+    prices a long prompt's prefill by the GPU time it takes; what its chunk steps (each
+    can be longer than the ITL bound) do to the requests decoding beside it, the
+    replicas' attainment shows better. So an attainment cut (the capacity trust stepping
+    down) also tries the next lower threshold, and takes it when the model prices it
+    within PREFILL_STEP_COST of the one in force: a cheap lever, pulled on evidence. The
+    cap steps back up one candidate per PREFILL_CAP_RECOVERY_S of attainment above
+    target with the capacity trust whole again.
+    """
+    cap, cap_at = state.prefill_cap, state.prefill_cap_at_s
+    candidates = thresholds(spec, profiles, mix)
+    target = spec.deployment.slo.useful_token_target
+    observed = snapshot.local_useful_fraction
+    calm = observed is not None and observed >= target + FEEDBACK_MARGIN and scale >= 1.0
+    if calm and math.isfinite(cap) and now - cap_at >= PREFILL_CAP_RECOVERY_S:
+        higher = [t for t in candidates if t > cap]
+        cap, cap_at = (higher[0] if len(higher) > 1 else math.inf), now
+    allowed = [t for t in candidates if t <= cap] or candidates[:1]
+    speed = planning_speeds(speeds)
+
+    def priced(threshold: float) -> tuple[_Context, Scored, tuple[dict[str, int], Outcome, str]]:
+        ctx = _context(spec, profiles, mix, cached_fraction, fc, scale, speed, threshold)
+        scored = [
+            (r, evaluate(r, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits))
+            for r in _ladder(spec, ctx)
+        ]
+        return ctx, scored, _choose(scored, spec)
+
+    ctx, scored, best = priced(allowed[-1])
+    note = (
+        None
+        if not math.isfinite(cap)
+        else (
+            f"long prompts over {allowed[-1]:.0f} uncached tokens go hosted: attainment fell "
+            "with longer prompts on the replicas"
+        )
+    )
+    lower = allowed[:-1]
+    if scale < state.capacity_scale and lower:
+        alt = priced(lower[-1])
+        now_cost, alt_cost = _objective(best[1]), _objective(alt[2][1])
+        meets = alt[2][1].useful_fraction >= target or best[1].useful_fraction < target
+        if meets and alt_cost <= now_cost * (1 + PREFILL_STEP_COST):
+            ctx, scored, best = alt
+            cap, cap_at = lower[-1], now
+            note = (
+                f"replicas below target with prompts up to {allowed[-1]:.0f} tokens: those "
+                f"over {lower[-1]:.0f} go hosted now (priced ${alt_cost:.3f}/M against "
+                f"${now_cost:.3f}/M)"
+            )
+    return ctx, scored, best, cap, cap_at, note
+
+
 def _context(
     spec: PlanningSpec,
     profiles: Mapping[str, EngineProfile],
@@ -231,9 +336,11 @@ def _context(
     fc: Forecast,
     scale: float = 1.0,
     speeds: Mapping[str, float] | None = None,
+    max_prefill: float | None = None,
 ) -> _Context:
     slo = spec.deployment.slo
-    max_prefill = max_local_prefill(spec, profiles)
+    if max_prefill is None:
+        max_prefill = max_local_prefill(spec, profiles)
     split = split_mix(mix, max_prefill, slo.percentile, spec.hosted, cached_fraction)
     speed = speeds or {}
     capacities = {
@@ -496,7 +603,7 @@ def _hold(
     fc = Forecast(0.0, 0.0, 0.0, FORECAST_QUANTILE, horizon_s(spec), 0)
     ctx = _context(
         spec, profiles, mix, 0.0, fc, state.capacity_scale, planning_speeds(state.speeds)
-    )
+    )  # no plan yet: the TTFT-derived threshold
     gpu = sum(fleet[n] * spec.pools[n].dollars_per_replica_hour for n in fleet)
     return Plan(
         at_s=now,

@@ -194,6 +194,9 @@ class PlannerState:
     last_mix: tuple[MixBucket, ...] = ()
     capacity_scale: float = 1.0
     capacity_cut_at_s: float = -math.inf
+    # the longest long-prompt threshold the SLO evidence still allows (weir.planner.optimise)
+    prefill_cap: float = math.inf
+    prefill_cap_at_s: float = -math.inf
     # pool -> belief about its engines' speed relative to the profile (weir.planner.learn)
     speeds: tuple[tuple[str, SpeedBelief], ...] = ()
     last_plan: Plan | None = None
