@@ -90,6 +90,8 @@ class StandinSettings:
     fail_status: int | None = None
     cut_after: int | None = None
     stall_after: int | None = None
+    pause_after: int | None = None  # one pause of pause_s before this token (a visible stall)
+    pause_s: float = 0.0
     prompt_tokens: int = 10
 
 
@@ -177,6 +179,8 @@ class _Conn(asyncio.Protocol):
                 return
             if s.stall_after is not None and i == s.stall_after:
                 await asyncio.sleep(3600)
+            if s.pause_after is not None and i == s.pause_after:
+                await asyncio.sleep(s.pause_s)
             if i and s.delay_s:
                 await asyncio.sleep(s.delay_s)
             if self.closed:

@@ -14,10 +14,12 @@ from router.helpers import (
     local_endpoints,
     metric,
     router,
+    router_settings,
     scrape,
     sse_events,
     standin,
 )
+from weir.api.slo import SLO
 from weir.planner.types import MIX_BOUNDS
 from weir.router.config import RouterPolicy
 from weir.router.rawhttp import RawUpstream
@@ -152,3 +154,28 @@ async def test_slow_client_gets_every_byte() -> None:
             text = await scrape(client, rt)
     assert b"".join(parts) == direct.content
     assert metric(text, "weir_router_tokens_total", kind="output") == 100_000
+
+
+@pytest.mark.parametrize("rule", ["mean", "per_token"])
+async def test_a_stall_mid_stream_costs_its_tokens_under_the_per_token_rule(rule: str) -> None:
+    """Ten tokens 20 ms apart with one 0.3 s pause before the sixth: by the mean pace
+    (about 53 ms) every token is on time; judged per token (ITL target 0.1 s) the token
+    after the pause is late (and any read that came with it: a burst after a stall is
+    judged by its tokens' share of the gap)."""
+    policy = RouterPolicy(slo=SLO(ttft_seconds=1.0, itl_seconds=0.1))
+    async with (
+        standin(tokens=10, delay_s=0.02, pause_after=5, pause_s=0.3) as up,
+        httpx.AsyncClient(timeout=10) as client,
+        router(local_endpoints(up.url), policy, settings=router_settings(itl_rule=rule)) as (rt, _),
+    ):
+        body = chat(max_tokens=10, stream=True, stream_options={"include_usage": True})
+        via = await client.post(rt.url + "/v1/chat/completions", json=body)
+        assert via.status_code == 200
+        text = await scrape(client, rt)
+    useful = metric(text, "weir_router_tokens_total", kind="output", usefulness="useful")
+    late = metric(text, "weir_router_wasted_tokens_total", reason="late")
+    assert useful + late == 10
+    if rule == "mean":
+        assert late == 0
+    else:
+        assert 1 <= late <= 5  # the token after the pause, and at most its read's burst

@@ -203,3 +203,14 @@ def test_hosted_spend_never_exceeds_the_cap(
     for start, _ in admitted:
         spent = sum(p for t, p in admitted if start <= t < start + window)
         assert spent <= cap * window / 3600 + 1e-9
+
+
+def test_scanner_counts_late_tokens_per_read_when_asked() -> None:
+    """With an ITL target the scanner keeps a `Pace`: a token after a gap longer than the
+    target is late; the role-only opening and the first token have no gap to judge."""
+    scanner = StreamScanner(strip_usage=True, itl_target_s=0.1)
+    for at, event in ((0.1, OPEN), (0.2, TOKEN), (0.25, TOKEN), (1.25, TOKEN), (1.3, TOKEN)):
+        scanner.feed(event, at)
+    scanner.feed(DONE, 1.31)
+    assert scanner.token_events == 4 and scanner.late_tokens == 1
+    assert StreamScanner(strip_usage=True).late_tokens is None  # not asked: not counted

@@ -149,6 +149,13 @@ def _discovery(
 @click.option("--connect-timeout", default=2.0, show_default=True, type=float)
 @click.option("--first-token-timeout", default=60.0, show_default=True, type=float)
 @click.option("--idle-timeout", default=30.0, show_default=True, type=float)
+@click.option(
+    "--itl-rule",
+    type=click.Choice(["mean", "per_token"]),
+    default="mean",
+    show_default=True,
+    help="Judge a stream's ITL by its mean pace, or each token by its own gap.",
+)
 @click.option("--breaker-failures", default=5, show_default=True, type=int)
 @click.option("--breaker-open-seconds", default=10.0, show_default=True, type=float)
 @click.option("--dedupe-window-seconds", default=600.0, show_default=True, type=float)
@@ -254,6 +261,7 @@ def _settings(
             connect_timeout_s=float(str(opts["connect_timeout"])),
             first_token_timeout_s=float(str(opts["first_token_timeout"])),
             idle_timeout_s=float(str(opts["idle_timeout"])),
+            itl_rule="per_token" if opts["itl_rule"] == "per_token" else "mean",
             breaker_failures=int(str(opts["breaker_failures"])),
             breaker_open_s=float(str(opts["breaker_open_seconds"])),
             dedupe_window_s=float(str(opts["dedupe_window_seconds"])),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from weir.api._base import describe_validation_error
 from weir.api.router import RouterPolicy
 from weir.planner.types import SpillPolicy
+from weir.planner.usefulness import ItlRule
 from weir.router.errors import ConfigError
 from weir.serving import ServerLimits
 
@@ -129,6 +130,14 @@ class RouterSettings(BaseModel):
         default=60.0, gt=0, description="Upstream answer head and first bytes, s."
     )
     idle_timeout_s: float = Field(default=30.0, gt=0, description="Longest gap between chunks.")
+    itl_rule: ItlRule = Field(
+        default="mean",
+        description=(
+            "How a stream's ITL is judged: by its mean pace (mean, the simulator's default), "
+            "or per token, each token after a gap longer than the ITL target not useful "
+            "(per_token: a stall the user saw is waste even when the mean is fine)."
+        ),
+    )
     breaker_failures: int = Field(
         default=5, ge=1, description="Consecutive hosted failures that open the breaker."
     )

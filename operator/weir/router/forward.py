@@ -57,6 +57,8 @@ class Attempt:
     last_token_at: float | None = None
     usage: Usage | None = None
     counted_tokens: int = 0
+    itl_target_s: float | None = None  # set: count late tokens per read (the per-token rule)
+    late_tokens: int | None = None
     completed: bool = False
     response_started: bool = False
     refused: bool = False
@@ -156,7 +158,7 @@ async def _stream(
     attempt: Attempt,
     first_token: Callable[[], None],
 ) -> None:
-    scanner = StreamScanner(strip_usage=strip_usage)
+    scanner = StreamScanner(strip_usage=strip_usage, itl_target_s=attempt.itl_target_s)
     try:
         chunks = resp.chunks()
         async for chunk in chunks:
@@ -181,6 +183,7 @@ async def _stream(
         attempt.last_token_at = scanner.last_token_at
         attempt.usage = scanner.usage
         attempt.counted_tokens = scanner.token_events
+        attempt.late_tokens = scanner.late_tokens
     rest = scanner.flush(clock())
     if not scanner.done:
         raise UpstreamError("upstream stream ended without [DONE]")

@@ -157,10 +157,14 @@ class RouterMetrics:
             child(self.tokens, backend, "input", usefulness).inc(uncached)
         if verdict.cached_tokens:
             child(self.tokens, backend, "cached_input", usefulness).inc(verdict.cached_tokens)
-        if verdict.output_tokens:
-            child(self.tokens, backend, "output", usefulness).inc(verdict.output_tokens)
-            if not verdict.useful:
-                child(self.wasted, backend, verdict.waste).inc(verdict.output_tokens)
+        if verdict.output_tokens:  # a per-token verdict may keep some of them
+            kept = min(max(verdict.useful_tokens, 0), verdict.output_tokens)
+            lost = verdict.output_tokens - kept
+            if kept:
+                child(self.tokens, backend, "output", "useful").inc(kept)
+            if lost:
+                child(self.tokens, backend, "output", "wasted").inc(lost)
+                child(self.wasted, backend, verdict.waste).inc(lost)
 
     def refused(self, outcome: str) -> None:
         """A request answered by the router itself (4xx, 429, 503)."""

@@ -316,7 +316,12 @@ class Router:
                 "/v1/chat/completions" if request.chat else "/v1/completions"
             )
             body, headers = request.local_body(), _LOCAL_HEADERS
-        attempt = Attempt(started_at=started, exchange=exchange)
+        per_token = self.settings.itl_rule == "per_token"
+        attempt = Attempt(
+            started_at=started,
+            exchange=exchange,
+            itl_target_s=self.policy.slo.itl_seconds if per_token else None,
+        )
         attempt.extra_headers.append((b"x-weir-backend", backend_label.encode()))
         outcome: Outcome = "failed"
         self.metrics.started(backend_label)
@@ -397,6 +402,7 @@ class Router:
             ttft_target_s=slo.ttft_seconds,
             streamed=request.stream,
             itl_target_s=slo.itl_seconds,
+            late_tokens=attempt.late_tokens if request.stream else None,
         )
         self.metrics.finished(backend_label, verdict)
         if decision.reservation is not None:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from weir.planner.usefulness import Pace
+
 _END = b"\n\n"
 _DONE = b"data: [DONE]"
 _ERROR_MARK = b'"error"'
@@ -75,14 +77,19 @@ class StreamScanner:
         "events",
         "failed",
         "first_token_at",
+        "itl_target_s",
         "last_token_at",
         "non_token_events",
+        "pace",
         "strip_usage",
         "usage",
     )
 
-    def __init__(self, *, strip_usage: bool) -> None:
+    def __init__(self, *, strip_usage: bool, itl_target_s: float | None = None) -> None:
         self.strip_usage = strip_usage
+        # per-token ITL (weir.planner.usefulness.Pace): each read's token events by their gap
+        self.itl_target_s = itl_target_s
+        self.pace = Pace() if itl_target_s is not None else None
         self._pending = b""
         self._opening_seen = False
         self.events = 0
@@ -123,6 +130,8 @@ class StreamScanner:
             special += self._find_first_token(segment, now)
         if count > special:
             self.last_token_at = now
+            if self.pace is not None and self.itl_target_s is not None:
+                self.pace.chunk(now, count - special, self.itl_target_s)
         self.non_token_events += special
         return segment
 
@@ -135,6 +144,11 @@ class StreamScanner:
             out = self.feed(pending[:-1] + b"\n", now)
         rest, self._pending = self._pending, b""
         return out + rest
+
+    @property
+    def late_tokens(self) -> int | None:
+        """Tokens that came after a gap longer than the ITL target (None: not counted)."""
+        return None if self.pace is None else self.pace.late_tokens
 
     @property
     def token_events(self) -> int:
