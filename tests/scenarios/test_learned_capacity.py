@@ -16,7 +16,7 @@ from support.scenarios import assert_none_failed, workload
 from weir_lab.closedloop.harness import MODEL, Shape
 from weir_lab.closedloop.traffic import Background
 from weir_lab.cluster.standins import ENGINE_SPEED_ANNOTATION
-from weir_lab.cluster.wait import wait_for
+from weir_lab.cluster.wait import WaitTimeoutError, wait_for
 
 SPEED = 0.85
 
@@ -51,12 +51,17 @@ def test_weir_learns_engines_slower_than_their_profile_and_holds_the_slo(loop_fo
     url = loop.wait_router()
     traffic = Background(url, workload(6.0, 180.0), model=MODEL, api_key=loop.client_token())
     traffic.start()
-    wait_for(
-        lambda: (s := _learned(loop, pool)) is not None and abs(s - SPEED) <= 0.08,
-        f"the operator to learn a speed near {SPEED}",
-        150,
-        interval_s=2.0,
-    )
+    seen: list[object] = []
+
+    def learned_near() -> bool:
+        speed = _learned(loop, pool)
+        seen[:] = [speed, (loop.status().get("lastDecision") or {}).get("reasons")]
+        return speed is not None and abs(speed - SPEED) <= 0.08
+
+    try:
+        wait_for(learned_near, f"the operator to learn a speed near {SPEED}", 150, interval_s=2.0)
+    except WaitTimeoutError as exc:
+        raise AssertionError(f"{exc}; last learned {seen[0]}, reasons {seen[1]}") from exc
     learned_after_s = traffic.elapsed_s()
     start_useful, start_total = _useful(loop)
     result = traffic.join(300)
