@@ -19,6 +19,17 @@ from weir_lab.cluster.standins import ENGINE_SPEED_ANNOTATION
 from weir_lab.cluster.wait import WaitTimeoutError, wait_for
 
 SPEED = 0.85
+# What "learned" means here: within [SPEED - 0.10, SPEED + 0.05], well away from the
+# profile's 1.0. The lab's emulated engine reads slower than its setting at the small
+# batches of this test (its own HTTP and event-loop time per token is not in the
+# profile): 0.77 learned for 0.85 in two runs on an idle 2-core machine, lower when
+# the machine is loaded; the estimator itself reads 0.849 and 0.836 against the bare
+# reference engine (tests/planner/test_learn.py covers its error on generated evidence).
+BELOW, ABOVE = 0.10, 0.05
+
+
+def _near(speed: float | None) -> bool:
+    return speed is not None and SPEED - BELOW <= speed <= SPEED + ABOVE
 
 
 def _learned(loop, pool: str) -> float | None:
@@ -56,7 +67,7 @@ def test_weir_learns_engines_slower_than_their_profile_and_holds_the_slo(loop_fo
     def learned_near() -> bool:
         speed = _learned(loop, pool)
         seen[:] = [speed, (loop.status().get("lastDecision") or {}).get("reasons")]
-        return speed is not None and abs(speed - SPEED) <= 0.08
+        return _near(speed)
 
     try:
         wait_for(learned_near, f"the operator to learn a speed near {SPEED}", 150, interval_s=2.0)
@@ -70,7 +81,7 @@ def test_weir_learns_engines_slower_than_their_profile_and_holds_the_slo(loop_fo
     end_useful, end_total = _useful(loop)
     speed = _learned(loop, pool)
     reasons = (loop.status().get("lastDecision") or {}).get("reasons")
-    assert speed is not None and abs(speed - SPEED) <= 0.08, (speed, reasons)
+    assert _near(speed), (speed, reasons)
     assert learned_after_s < 150
     assert end_total - start_total > 5000, "enough tokens after learning to judge"
     share = (end_useful - start_useful) / (end_total - start_total)
