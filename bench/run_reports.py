@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +76,8 @@ RUNS: tuple[tuple[str, Path, list[str]], ...] = (
 
 def _one(name: str, trace: Path, extra: list[str], seeds: int, keep: int) -> str:
     out = ROOT / "bench" / "reports" / name
-    args = ["--trace", str(trace), "--seeds", str(seeds), "--keep", str(keep), *extra]
+    shown_trace = os.path.relpath(trace, ROOT)  # as run from the root: no path of this machine
+    args = ["--trace", shown_trace, "--seeds", str(seeds), "--keep", str(keep), *extra]
     args += ["--out", str(out)]
     shown = [".venv/bin/weir", "bench", "planner", *args]
     shown = [a.replace(str(ROOT) + "/", "").replace(str(ROOT.parent), "..") for a in shown]

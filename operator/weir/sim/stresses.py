@@ -20,6 +20,7 @@ has them all):
 from __future__ import annotations
 
 import math
+import os
 import random
 from pathlib import Path
 
@@ -76,12 +77,13 @@ class SpotTraceRef(Resource):
     )
 
     def resolved(self, base: Path) -> SpotTraceRef:
-        """The same reference with relative paths made absolute against `base`."""
+        """The same reference with relative paths taken against `base` (kept relative when
+        `base` is: a report then names the file as its reader would, not this machine)."""
 
         def fix(value: str | None) -> str | None:
             if value is None or Path(value).is_absolute():
                 return value
-            return str((base / value).resolve())
+            return os.path.normpath(base / value)
 
         return SpotTraceRef(preemption=fix(self.preemption), availability=fix(self.availability))
 
