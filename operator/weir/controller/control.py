@@ -267,8 +267,9 @@ def encode_state(state: PlannerState) -> str:
     )
 
 
-def _float_or(value: object, default: float) -> float:
-    return default if value is None else float(value)  # type: ignore[arg-type]
+def _float_or(value: Any, default: float) -> float:
+    """A number from decoded JSON, or `default` where it was written as null."""
+    return default if value is None else float(value)
 
 
 def decode_state(text: str | None) -> PlannerState | None:

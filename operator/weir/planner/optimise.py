@@ -43,6 +43,12 @@ _TTFT_PREFILL_SHARE = 0.7
 MIX_SMOOTHING_S = 600.0
 MIX_JUMP = 4.0  # one window's tokens per request count up to this times the mix's own
 MIN_THRESHOLD_TOKENS = 2048.0  # the lowest long-prompt threshold weir steps down to
+# the router histogram's power-of-two bounds a threshold may take
+_THRESHOLD_BOUNDS = tuple(
+    b
+    for b in MIX_BOUNDS
+    if b >= MIN_THRESHOLD_TOKENS and math.isfinite(b) and math.log2(b).is_integer()
+)
 PREFILL_STEP_COST = 0.05  # a lower threshold is tried on evidence if priced within this
 PREFILL_CAP_RECOVERY_S = 1800.0  # attainment above target this long raises the cap a step
 
@@ -252,10 +258,8 @@ def thresholds(
     if spec.hosted is None or spec.deployment.hosted is None:
         return [top]
     out = {top}
-    for bound in MIX_BOUNDS:
-        if not (MIN_THRESHOLD_TOKENS <= bound < top and math.log2(bound).is_integer()):
-            continue
-        if any(b.requests > 0 for b in mix if bound < b.prefill_tokens_le <= top):
+    for bound in _THRESHOLD_BOUNDS:
+        if bound < top and any(b.requests > 0 for b in mix if bound < b.prefill_tokens_le <= top):
             out.add(bound)
     return sorted(out)
 

@@ -161,6 +161,7 @@ class Router:
                 headers += _CLOSE  # the rest of the body is not read: no next request
             await _answer(send, exc.status, body, headers)
         except Exception:
+            # anything else is a bug in the router: the client gets an OpenAI-style 500
             # (logged with its traceback, never sent), not a torn connection or a text page
             log.exception("unexpected error serving %s %s", method, path[:200])
             self.metrics.refused("error")
