@@ -75,6 +75,18 @@ def _parse_time(text: str) -> float:
     return stamp.timestamp()
 
 
+def parse_timestamp(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 stamp (naive is UTC): every loader's parser."""
+    return _parse_time(text)
+
+
+def checked_request(
+    arrival_s: float, input_tokens: int, output_tokens: int, hash_ids: tuple[int, ...] = ()
+) -> Request:
+    """A request as every loader builds it: finite time, counts >= 0, at least one token each."""
+    return _request(arrival_s, input_tokens, output_tokens, hash_ids)
+
+
 def _load_azure(path: Path) -> list[Request]:
     rows: list[Request] = []
     with path.open(newline="") as handle:
