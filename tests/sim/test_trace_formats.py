@@ -69,8 +69,8 @@ def test_litellm_spend_logs_leave_out_what_never_reached_a_model() -> None:
     assert [round(r.arrival_s, 3) for r in trace.requests] == [0.0, 1.738, 88.488]
     assert trace.models == {"llama-3.3-70b": 2, "gpt-4o-mini": 1}
     left = next(n for n in trace.notes if n.startswith("left out"))
-    assert "1 calls that generate no text" in left and "1 LiteLLM cache hits" in left
-    assert "1 failed calls" in left
+    assert "calls that generate no text, by call_type (1)" in left
+    assert "LiteLLM cache hits, where no model ran (1)" in left and "failed calls (1)" in left
 
 
 def test_litellm_ui_pages_and_table_csv(tmp_path: Path) -> None:

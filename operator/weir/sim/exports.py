@@ -178,9 +178,9 @@ def _spend_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
 def _skip_reason(row: Mapping[str, Any]) -> str | None:
     call = str(row.get("call_type") or "")
     if call and not any(kind in call for kind in _GENERATING):
-        return "calls that generate no text (call_type)"
+        return "calls that generate no text, by call_type"
     if str(row.get("cache_hit")).lower() == "true":
-        return "LiteLLM cache hits (no model ran)"
+        return "LiteLLM cache hits, where no model ran"
     if str(row.get("status") or "").lower() in _FAILED:
         return "failed calls"
     return None
@@ -209,6 +209,6 @@ def load_litellm_spend(path: Path) -> Loaded:
         "prompt_tokens in and completion_tokens out"
     )
     if skipped:
-        left = "; ".join(f"{n} {reason}" for reason, n in skipped.most_common())
+        left = "; ".join(f"{reason} ({n})" for reason, n in skipped.most_common())
         loaded.notes.append(f"left out: {left}")
     return loaded
