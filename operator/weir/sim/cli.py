@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,37 +21,23 @@ from rich.table import Table
 from weir.api import SpecError
 from weir.api.profile import ProfileError
 from weir.sim.bench import POLICY_NAMES, make_policies, run_policies
+from weir.sim.formats import FORMATS, TraceFormat, load_any, parse_columns
 from weir.sim.peers import PeerSetting
 from weir.sim.plots import write_plots
+from weir.sim.readers import TIME_UNITS, TimeUnit
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig
 from weir.sim.scenario import Scenario, load_scenario, load_scenario_profiles
 from weir.sim.traces import TraceError, load_trace
 from weir.sim.trials import SeedRun, Setup, run_seed, screen, summarise
 from weir.sim.tuning import load_tuned
-from weir.sim.whatif import OPTIONS, StaticMix, classify, verdict
+from weir.sim.user_resources import whatif_scenario
+from weir.sim.whatif import OPTIONS, StaticMix, assumption_lines, assumptions, classify, decide
+from weir.sim.whatif_report import summary_of, write_report
 from weir.sim.workload import DerivedWorkload, derive, minute_need
 
 _console = Console(width=150)
-
-
-def _load(
-    trace: Path,
-    fmt: str | None,
-    scenario: Path,
-    profiles: Path,
-    seed: int,
-    peak: float | None,
-    rate: float | None,
-) -> tuple[Scenario, dict[str, Any], DerivedWorkload]:
-    try:
-        sc = load_scenario(scenario)
-        prof = load_scenario_profiles(sc, profiles)
-        requests = load_trace(trace, fmt if fmt in ("azure", "mooncake") else None)  # type: ignore[arg-type]
-        work = derive(requests, sc, prof, seed, peak, rate, str(trace))
-    except (SpecError, ProfileError, TraceError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    return sc, prof, work
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _table(
@@ -415,47 +402,93 @@ def _comparison_text(summary: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _path_opt(name: str, text: str, **kwargs: Any) -> Callable[[_F], _F]:
+    return click.option(name, type=click.Path(path_type=Path), default=None, help=text, **kwargs)
+
+
 @click.command("whatif")
-@_trace_opt
-@_format_opt
-@_scenario_opt
-@_profiles_opt
+@_path_opt(
+    "--trace",
+    "Trace: Azure or your own CSV, Mooncake JSON lines, OpenAI usage export, LiteLLM spend logs.",
+    required=True,
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Trace format (default: detected)."
+)
+@click.option(
+    "--columns",
+    help="csv: which column holds what, e.g. timestamp=ts,input=prompt_tokens,"
+    "output=completion_tokens (and model=COLUMN; default: common names).",
+)
+@click.option(
+    "--time-unit",
+    type=click.Choice(TIME_UNITS),
+    default="auto",
+    show_default=True,
+    help="csv: unit of numeric timestamps (auto: s, ms, us or ns by magnitude; ISO 8601 always).",
+)
+@click.option("--model", help="Keep only this model's requests (formats that name a model).")
+@_path_opt("--scenario", "Scenario file (default: the one shipped with weir).")
+@_path_opt(
+    "--resources",
+    "Your CapacityPool, HostedEndpoint and InferenceDeployment YAML as the scenario (repeatable).",
+    multiple=True,
+)
+@click.option("--deployment", help="With --resources: which InferenceDeployment.")
+@_path_opt("--profiles", "Engine profiles folder (default: the ones shipped with weir).")
 @click.option(
     "--target-peak-replicas",
     type=float,
-    default=None,
     help="Scale so the busiest minute needs N on-demand replicas (default: the trace as is).",
 )
 @_rate_opt
 @_seed_opt
+@_path_opt("--out", "Folder for summary.json and plots.")
 def whatif(
     trace: Path,
-    fmt: str | None,
-    scenario: Path,
-    profiles: Path,
+    fmt: TraceFormat | None,
+    columns: str | None,
+    time_unit: TimeUnit,
+    model: str | None,
+    scenario: Path | None,
+    resources: tuple[Path, ...],
+    deployment: str | None,
+    profiles: Path | None,
     target_peak_replicas: float | None,
     rate_scale: float | None,
     seed: int,
+    out: Path | None,
 ) -> None:
     """Where does this workload belong: hosted, dedicated GPUs, GPUs with spot, or weir's hybrid?"""
+    if scenario is not None and resources:
+        raise click.UsageError("--scenario and --resources are alternatives; give one")
     scale = (
         rate_scale if rate_scale is not None else (1.0 if target_peak_replicas is None else None)
     )
-    sc, prof, work = _load(trace, fmt, scenario, profiles, seed, target_peak_replicas, scale)
+    try:
+        mapping = parse_columns(columns) if columns else None
+        loaded = load_any(trace, fmt, mapping, time_unit, model)
+        setup = whatif_scenario(scenario, resources, deployment, profiles)
+        sc, prof = setup.scenario, setup.profiles
+        work = derive(loaded.requests, sc, prof, seed, target_peak_replicas, scale, str(trace))
+    except (SpecError, ProfileError, TraceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     need = minute_need(work.trace, sc, prof)
     pattern = classify(work.trace, need, sc.prefix_cache_tokens)
+    facts = assumptions(sc, prof, setup.source)
+    lines = [*(f"- {n}" for n in (*loaded.notes, *setup.notes)), "Assumptions:"]
+    lines += [f"  {line}" for line in assumption_lines(facts)]
+    _console.print(loaded.headline(), *lines, sep="\n  ", markup=False)
     names = [n for n in OPTIONS if n != "all_hosted" or sc.hosted is not None]
     results, _ = _run(names, sc, prof, work, seed)
-    f = pattern.features
-    _console.print(
-        f"[bold]{trace.name}[/]: {work.description['derivation']}. "
-        f"It looks like [bold]{pattern.name}[/] "
-        f"({pattern.why}): {f['mean_rate_rps']:.1f} req/s on average, minute-to-minute variation "
-        f"{f['minute_rate_cv']:.0%}, peak {f['peak_to_mean']:.1f}x the mean, prompts of "
-        f"{f['mean_input_tokens']:.0f} tokens ({f['prefix_reuse']:.0%} reusable) for answers of "
-        f"{f['mean_output_tokens']:.0f}; its busiest minute needs "
-        f"{f['peak_minute_replicas']:.1f} replicas."
-    )
+    _console.print(f"[bold]{trace.name}[/]: {work.description['derivation']}. {pattern.sentence()}")
     _console.print(_table(f"{sc.name}: what each option would cost", results, OPTIONS))
-    summaries = {n: r.summary() for n, r in results.items()}
-    _console.print(verdict(summaries, sc.deployment.slo.useful_token_target))
+    decided = decide(
+        {n: r.summary() for n, r in results.items()}, sc.deployment.slo.useful_token_target
+    )
+    _console.print(decided.text())
+    if out is not None:
+        summary = summary_of(loaded, work, setup, facts, pattern, results, decided)
+        context = f"{loaded.format} trace; {work.description['derivation']}; seed {seed}"
+        paths = write_report(out, summary, results, sc.deployment.slo.ttft_seconds, context)
+        _console.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False)
