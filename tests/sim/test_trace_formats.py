@@ -157,3 +157,15 @@ def test_detection_and_its_errors(tmp_path: Path) -> None:
     binary.write_bytes(b"PAR1\xff\xfe\x00\x01")
     with pytest.raises(TraceError, match="not a text file"):
         load_any(binary)
+
+
+def test_bad_json_names_the_line(tmp_path: Path) -> None:
+    row = json.loads((DATA / "litellm_spend_logs.json").read_text())[0]
+    lines = tmp_path / "spend.jsonl"
+    lines.write_text(json.dumps(row) + "\n" + '{"startTime": "2025-03-20T14:02:12Z",\n')
+    with pytest.raises(TraceError, match=r"spend\.jsonl:2: not JSON"):
+        load_any(lines)
+    document = tmp_path / "page.json"
+    document.write_text('{\n  "object": "page",\n  "data": [\n    {"start_time": 1,,}\n  ]\n}\n')
+    with pytest.raises(TraceError, match=r"page\.json:4: not JSON"):
+        load_any(document, "openai-usage")

@@ -87,26 +87,30 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def json_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """Top-level JSON values with where they are: one document, or JSON lines."""
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        return
-    try:
-        json.loads(lines[first])
-    except json.JSONDecodeError:
-        try:
-            yield f"{path}", json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from exc
-        return
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
+    """Top-level JSON values with where they are: JSON lines, or one document.
+
+    JSON lines stream (detection reads only the first); a first line that is
+    not JSON on its own starts one document, read whole.
+    """
+    first = True
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
             try:
-                yield f"{path}:{number}", json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise TraceError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+                if not first:
+                    raise TraceError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+                break
+            first = False
+            yield f"{path}:{number}", value
+        else:
+            return
+    try:
+        yield f"{path}", json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from exc
 
 
 def flatten(where: str, value: Any, is_item: Callable[[Any], bool]) -> Iterator[tuple[str, Any]]:
