@@ -1,8 +1,9 @@
 """Capacity learned online: the speed belief converges, ignores no data, shrugs off a wild window.
 
-Evidence is generated from a known true speed with the profile curve the
-estimator reads (time per output token = profile ITL / s), with multiplicative
-noise, every 15 s over a 60 s window, as the operator reads it.
+Evidence is generated from a known true speed with the capacity model the
+estimator reads (time per output token = the model's mean ITL at speed s),
+with multiplicative noise, every 15 s over a 60 s window, as the operator
+reads it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from planner.conftest import conversation_mix, snapshot
 from weir.api import EngineProfile
 from weir.controller.control import decode_state, encode_state
 from weir.planner.capacity import Workload, model_at_speed, model_for
-from weir.planner.learn import observed_speed, profile_itl
+from weir.planner.learn import expected_tpot, learn_speeds, observed_speed
 from weir.planner.optimise import plan
 from weir.planner.speed import SPEED_BOUNDS, SpeedBelief, update
 from weir.planner.types import EngineWindow, PlannerState, PlanningSpec
@@ -29,10 +30,8 @@ PERIOD_S, WINDOW_S = 15.0, 60.0
 def _window(profile: EngineProfile, speed: float, rng: random.Random, noise: float = 0.05):
     """What engines at `speed` x their profile show at a moderate load."""
     mix = conversation_mix(10.0)
-    requests = sum(b.requests for b in mix)
-    prefill = sum(b.prefill_tokens for b in mix) / requests
     running, rate = 12.0, 2.0
-    tpot = profile_itl(profile, running, prefill) / speed * math.exp(rng.gauss(0.0, noise))
+    tpot = expected_tpot(profile, running, rate, mix, speed) * math.exp(rng.gauss(0.0, noise))
     return EngineWindow(2.0, running, tpot, rate, 4000.0), mix
 
 
@@ -142,3 +141,44 @@ def test_a_window_whose_load_changed_is_no_evidence(profiles):
     assert observed_speed(steady, profile, mix) is not None
     ramping = replace(window, e2e_s=3 * window.running / window.requests_per_s)
     assert observed_speed(ramping, profile, mix) is None  # Little's law does not hold
+
+
+def _spot_learns(pools: dict[str, EngineProfile], periods: int, seed: int):
+    """Beliefs of `pools` after only the spot pool's engines, at 0.8x, showed evidence."""
+    rng = random.Random(seed)
+    beliefs: tuple[tuple[str, SpeedBelief], ...] = ()
+    for k in range(periods):
+        window, mix = _window(pools["spot"], 0.8, rng)
+        beliefs = learn_speeds(beliefs, {"spot": window}, pools, mix, k * PERIOD_S, WINDOW_S)
+    return beliefs, window, mix
+
+
+def test_pools_of_one_engine_learn_together(profiles):
+    """Evidence from the spot pool is evidence about on-demand engines of the same profile:
+    an untried pool is not planned faster than the one that shows the engine is slow."""
+    assert profiles["spot"] == profiles["on-demand"]
+    beliefs, window, mix = _spot_learns(profiles, periods=80, seed=7)
+    learned = dict(beliefs)
+    assert learned["on-demand"] == learned["spot"]
+    assert abs(learned["spot"].speed - 0.8) <= 0.03, learned
+    # both pools serving: one window each, merged, counts once per period
+    both = learn_speeds(
+        beliefs,
+        {"spot": window, "on-demand": window},
+        profiles,
+        mix,
+        80 * PERIOD_S,
+        WINDOW_S,
+    )
+    one = learn_speeds(beliefs, {"spot": window}, profiles, mix, 80 * PERIOD_S, WINDOW_S)
+    assert dict(both)["spot"] == dict(both)["on-demand"]
+    assert dict(both)["spot"].evidence_s == dict(one)["spot"].evidence_s  # one period, once
+    assert dict(both)["spot"].log_var <= dict(one)["spot"].log_var  # twice the tokens behind it
+
+
+def test_pools_of_different_engines_learn_apart(profiles):
+    other = profiles["spot"].model_copy(update={"gpu": "H200-SXM-141GB"})
+    beliefs, _, _ = _spot_learns({"spot": profiles["spot"], "h200": other}, periods=40, seed=8)
+    learned = dict(beliefs)
+    assert learned["h200"] == SpeedBelief()
+    assert learned["spot"].speed < 0.85

@@ -74,8 +74,9 @@ class ControlSettings(Spec):
         ge=0,
         le=86400,
         description=(
-            "A pool shrinks only to the largest count planned over this window, s (shorter "
-            "than the HPA's 300 s: the hosted tier absorbs an early scale-down)."
+            "A pool shrinks only to the largest count planned over this window, s, and "
+            "never over less than the pool's cold start (a replica released and wanted back "
+            "pays a whole cold start)."
         ),
     )
     max_scale_up_per_step: int = Field(

@@ -6,7 +6,7 @@ starts for nothing. The rules, in order: keep the current fleet when it
 meets the target and the saving is within the dead band (wider when leaving
 an all-hosted fleet for GPUs); shrink a pool only
 to the largest count recommended during the scale-down window (as the HPA
-does); move at most the per-step caps; stay inside min/max and the pool GPU
+does), a window never shorter than the pool's cold start; move at most the per-step caps; stay inside min/max and the pool GPU
 limit; trim to the budget, dearest pool first.
 """
 
@@ -35,9 +35,10 @@ def stabilise(
     """The fleet to ask for now, the notes explaining each adjustment, and the new history."""
     control = spec.deployment.control
     notes: list[str] = []
-    window = control.scale_down_stabilisation_seconds
+    windows = {b.pool: _scale_down_window(spec, b.pool) for b in spec.deployment.pools}
+    longest = max(windows.values(), default=control.scale_down_stabilisation_seconds)
     recs = (
-        *[r for r in history if r[0] > now - window and r[0] <= now],
+        *[r for r in history if r[0] > now - longest and r[0] <= now],
         (now, tuple(sorted(best.items()))),
     )
     wish = dict(best)
@@ -55,7 +56,8 @@ def stabilise(
         name = binding.pool
         now_count, want = current.get(name, 0), wish.get(name, 0)
         if want < now_count:
-            recent = max((dict(r[1]).get(name, 0) for r in recs), default=want)
+            held = [r for r in recs if r[0] > now - windows[name]]
+            recent = max((dict(r[1]).get(name, 0) for r in held), default=want)
             if recent > want:
                 notes.append(
                     f"{name}: scale-down to {want} held at {min(recent, now_count)} (window)"
@@ -74,6 +76,15 @@ def stabilise(
         desired[name] = min(max(want, binding.min_replicas), limit)
     _trim_to_budget(spec, desired, notes)
     return desired, notes, recs
+
+
+def _scale_down_window(spec: PlanningSpec, pool: str) -> float:
+    """How long a pool holds its largest recent count: the configured window, and at least
+    the pool's cold start. A replica released and wanted back pays a whole cold start of
+    GPU time and spills its share meanwhile; holding it idle for as long as that costs at
+    most as much (the rent-or-buy break-even), so a shorter hold can only lose."""
+    control = spec.deployment.control
+    return max(control.scale_down_stabilisation_seconds, spec.pools[pool].cold_start_seconds)
 
 
 def _saving(current: Outcome, best: Outcome) -> float:
