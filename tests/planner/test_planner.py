@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from planner.conftest import conversation_mix, snapshot
 from weir.api import EngineProfile
 from weir.planner.optimise import plan
-from weir.planner.types import MixBucket, PlannerState, PlanningError, PlanningSpec, Snapshot
+from weir.planner.types import (
+    MixBucket,
+    PlannerState,
+    PlanningError,
+    PlanningSpec,
+    PoolObservation,
+    Snapshot,
+)
 
 FAST = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -91,6 +98,43 @@ def test_scale_down_is_stabilised_and_capped(
     assert all(t == peak for t in totals[: hold_steps - 2])
     assert all(a - b <= cap for a, b in zip([peak, *totals], totals, strict=False))
     assert totals[hold_steps + 8] < peak
+
+
+def test_a_replica_still_warming_when_no_longer_needed_is_cancelled(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """A spike shorter than a cold start: the replicas it started are let go while still
+    warming, the ones already serving are held through the window."""
+
+    def run(warm_until_ready: bool) -> tuple[list[dict[str, int]], list[str]]:
+        state: PlannerState | None = None
+        fleets, notes, ready = [], [], {b.pool: 0 for b in spec.deployment.pools}
+        for i, rate in enumerate([10.0] * 30 + [60.0] * 6 + [10.0] * 6):
+            now = 1000.0 + i * 15.0
+            pools = {
+                name: PoolObservation(
+                    ready=min(count, ready[name]), warming=max(0, count - ready[name])
+                )
+                for name, count in (
+                    state.last_plan.replicas if state and state.last_plan else ready
+                ).items()
+            }
+            view = replace(snapshot(now, rate), pools=pools)
+            result = plan(view, spec, profiles, state, now)
+            state = result.state
+            if i < 30 or warm_until_ready:  # before the spike every replica comes up
+                ready = dict(result.replicas)
+            fleets.append(dict(result.replicas))
+            notes += result.reasons
+        return fleets, notes
+
+    (warming, cancelled), (served, held) = run(False), run(True)
+    before, peak = sum(warming[29].values()), max(sum(f.values()) for f in warming[30:36])
+    assert peak > before  # the spike bought replicas
+    assert sum(warming[-1].values()) == before  # never came up: cancelled at once
+    assert sum(served[-1].values()) > before  # came up and served: held through the window
+    assert any("warming replica(s) cancelled: no longer needed" in r for r in cancelled)
+    assert not any("cancelled" in r for r in held)
 
 
 def test_stale_data_holds_the_last_plan(

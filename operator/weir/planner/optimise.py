@@ -117,8 +117,9 @@ def plan(
     )
     current = _current(spec, snapshot, state)
     held_o = evaluate(current, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
+    ready = {name: pool.ready for name, pool in snapshot.pools.items()}
     desired, notes, recs = stabilise(
-        spec, current, best_r, best_o, held_o, state.recommendations, now
+        spec, current, best_r, best_o, held_o, state.recommendations, now, ready
     )
     final = evaluate(desired, ctx.rates, spec.pools, ctx.split, ctx.demand, ctx.limits)
     trust = [trust_note] if trust_note else []

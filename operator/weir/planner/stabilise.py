@@ -4,13 +4,18 @@ Cost curves are flat near their minimum and demand is noisy, so an
 unstabilised optimiser flaps between neighbouring fleets and pays cold
 starts for nothing. The rules, in order: keep the current fleet when it
 meets the target and the saving is within the dead band (wider when leaving
-an all-hosted fleet for GPUs); shrink a pool only
-to the largest count recommended during the scale-down window (as the HPA
-does), a window never shorter than the pool's cold start; move at most the per-step caps; stay inside min/max and the pool GPU
-limit; trim to the budget, dearest pool first.
+an all-hosted fleet for GPUs); shrink a pool only to the largest count
+recommended during the scale-down window (as the HPA does), a window never
+shorter than the pool's cold start, but cancel at once a replica still
+warming that the plan no longer wants (a spike shorter than a cold start
+must not leave idle replicas behind); move at most the per-step caps; stay
+inside min/max and the pool GPU limit; trim to the budget, dearest pool
+first.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from weir.planner.evaluate import Outcome
 from weir.planner.types import PlanningSpec
@@ -31,6 +36,7 @@ def stabilise(
     current_outcome: Outcome,
     history: tuple[Recommendation, ...],
     now: float,
+    ready: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, int], list[str], tuple[Recommendation, ...]]:
     """The fleet to ask for now, the notes explaining each adjustment, and the new history."""
     control = spec.deployment.control
@@ -56,13 +62,17 @@ def stabilise(
         name = binding.pool
         now_count, want = current.get(name, 0), wish.get(name, 0)
         if want < now_count:
-            held = [r for r in recs if r[0] > now - windows[name]]
-            recent = max((dict(r[1]).get(name, 0) for r in held), default=want)
-            if recent > want:
+            held = min(_recent_max(recs, name, now - windows[name], want), now_count)
+            # only running replicas are held: one still warming that the plan no longer
+            # wants is cancelled now, before it costs the rest of its cold start
+            hold = held if ready is None or name not in ready else min(held, max(want, ready[name]))
+            if hold < held:
                 notes.append(
-                    f"{name}: scale-down to {want} held at {min(recent, now_count)} (window)"
+                    f"{name}: {held - hold} warming replica(s) cancelled: no longer needed"
                 )
-                want = min(recent, now_count)
+            if hold > want:
+                notes.append(f"{name}: scale-down to {want} held at {hold} (window)")
+                want = hold
             if now_count - want > control.max_scale_down_per_step:
                 want = now_count - control.max_scale_down_per_step
                 notes.append(f"{name}: scale-down capped at {control.max_scale_down_per_step}/step")
@@ -76,6 +86,10 @@ def stabilise(
         desired[name] = min(max(want, binding.min_replicas), limit)
     _trim_to_budget(spec, desired, notes)
     return desired, notes, recs
+
+
+def _recent_max(recs: tuple[Recommendation, ...], pool: str, since: float, want: int) -> int:
+    return max((dict(r[1]).get(pool, 0) for r in recs if r[0] > since), default=want)
 
 
 def _scale_down_window(spec: PlanningSpec, pool: str) -> float:
