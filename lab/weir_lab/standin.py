@@ -4,7 +4,9 @@ The emulated engine models a GPU's latency; this one models nothing: it
 answers every completion with a fixed number of tokens (the request's
 max_tokens, else `tokens`), `delay_s` apart or back to back, with the same
 bytes every time, so pass-through can be checked byte for byte and a proxy
-benchmark measures the proxy rather than the upstream. It is a raw asyncio
+benchmark measures the proxy rather than the upstream. It answers under the
+model name it was asked for, as an engine serving that name does (a router
+renames any other name to its own, which is not the path to measure). It is a raw asyncio
 protocol (no framework), cheap enough to share a core with the load
 generator. Failure modes for the resilience tests: answer an error status,
 cut the stream after some tokens, or stall before the first token.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,24 +26,31 @@ _HEAD_SSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     b"transfer-encoding: chunked\r\n\r\n"
 )
+_CHUNK_HEAD = b'data: {"id":"chatcmpl-standin","object":"chat.completion.chunk","created":0,'
 _CHAT_TOKEN = (
-    b'data: {"id":"chatcmpl-standin","object":"chat.completion.chunk","created":0,'
-    b'"model":"standin","choices":[{"index":0,"delta":{"content":"tok "},'
+    b'"choices":[{"index":0,"delta":{"content":"tok "},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
 )
 _CHAT_OPEN = (
-    b'data: {"id":"chatcmpl-standin","object":"chat.completion.chunk","created":0,'
-    b'"model":"standin","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
 )
 _DONE = b"data: [DONE]\n\n"
+MODEL = "standin"  # the name answered when the request names none
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks(model: str) -> tuple[bytes, bytes]:
+    """The opening and token events of a stream for `model` (built once per name)."""
+    head = _CHUNK_HEAD + b'"model":' + json.dumps(model).encode() + b","
+    return head + _CHAT_OPEN, head + _CHAT_TOKEN
 
 
 def _chunked(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def usage_event(prompt: int, completion: int) -> bytes:
+def usage_event(prompt: int, completion: int, model: str = MODEL) -> bytes:
     usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -51,19 +61,19 @@ def usage_event(prompt: int, completion: int) -> bytes:
         "id": "chatcmpl-standin",
         "object": "chat.completion.chunk",
         "created": 0,
-        "model": "standin",
+        "model": model,
         "choices": [],
         "usage": usage,
     }
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
-def whole_body(prompt: int, completion: int) -> bytes:
+def whole_body(prompt: int, completion: int, model: str = MODEL) -> bytes:
     body = {
         "id": "chatcmpl-standin",
         "object": "chat.completion",
         "created": 0,
-        "model": "standin",
+        "model": model,
         "choices": [
             {
                 "index": 0,
@@ -150,6 +160,8 @@ class _Conn(asyncio.Protocol):
         self.stats.bodies.append(body)
         request = json.loads(body)
         n = int(request.get("max_tokens") or s.tokens)
+        model = request.get("model")
+        model = model if isinstance(model, str) else MODEL
         if s.fail_status is not None:
             err = b'{"error":{"message":"stand-in failure","type":"server_error"}}'
             t.write(
@@ -160,19 +172,21 @@ class _Conn(asyncio.Protocol):
         if s.ttft_s:
             await asyncio.sleep(s.ttft_s)
         if not request.get("stream"):
-            data = whole_body(s.prompt_tokens, n)
+            data = whole_body(s.prompt_tokens, n, model)
             t.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                 b"content-length: %d\r\n\r\n%s" % (len(data), data)
             )
             self.stats.completed += 1
             return
-        await self._stream(t, n, bool((request.get("stream_options") or {}).get("include_usage")))
+        usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        await self._stream(t, n, usage, model)
 
-    async def _stream(self, t: asyncio.Transport, n: int, usage: bool) -> None:
+    async def _stream(self, t: asyncio.Transport, n: int, usage: bool, model: str) -> None:
         s = self.settings
-        t.write(_HEAD_SSE + _chunked(_CHAT_OPEN))
-        token = _chunked(_CHAT_TOKEN)
+        opening, token = _chunks(model)
+        t.write(_HEAD_SSE + _chunked(opening))
+        token = _chunked(token)
         for i in range(n):
             if s.cut_after is not None and i == s.cut_after:
                 t.close()
@@ -186,7 +200,7 @@ class _Conn(asyncio.Protocol):
             if self.closed:
                 return
             t.write(token)
-        tail = (usage_event(s.prompt_tokens, n) if usage else b"") + _DONE
+        tail = (usage_event(s.prompt_tokens, n, model) if usage else b"") + _DONE
         t.write(_chunked(tail) + b"0\r\n\r\n")
         self.stats.completed += 1
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from typing import Any
 
 import uvicorn
@@ -40,6 +42,13 @@ _REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",
+}
+_CODES = {
+    400: "invalid_http",
+    408: "request_timeout",
+    431: "request_head_too_large",
+    503: "too_many_connections",
+    505: "http_version_not_supported",
 }
 _VERSIONS = frozenset(("1.0", "1.1"))
 
@@ -80,14 +89,41 @@ class ServerLimits(BaseModel):
     )
 
 
-def error_json(status: int, message: str, error_type: str) -> bytes:
-    """OpenAI's error object, as every weir server writes it."""
-    error = {"message": message, "type": error_type, "param": None, "code": status}
-    return json.dumps({"error": error}).encode()
+def error_object(
+    message: str, error_type: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object, as every weir server writes it: all four members, always
+    present; `code` a short string (`model_not_found`) or null, never the HTTP status
+    (the official clients read `code` as a string); `param` the request field at fault."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_json(
+    message: str, error_type: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    """`error_object`, encoded."""
+    return json.dumps(error_object(message, error_type, code, param)).encode()
+
+
+def model_object(name: str) -> dict[str, Any]:
+    """OpenAI's model object for a served name (`/v1/models` and `/v1/models/{id}`)."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "weir"}
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+
+
+def request_id(given: bytes | None) -> bytes:
+    """The `x-request-id` to answer with: the client's when it is a sane id (at most 128
+    bytes of id characters), else a new random one. Both weir servers echo it, so one
+    id names a request in the client's, the router's and the engine's logs."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return os.urandom(16).hex().encode()
 
 
 def _response(status: int, message: str, error_type: str, extra: bytes = b"") -> bytes:
-    body = error_json(status, message, error_type)
+    body = error_json(message, error_type, _CODES[status])
     head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, _REASONS[status])
     return b"%s%scontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
         head,

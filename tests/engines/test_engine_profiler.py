@@ -75,7 +75,7 @@ async def test_profiling_the_emulated_engine_gives_its_profile_back() -> None:
 async def test_written_profiles_load_back(tmp_path: Path) -> None:
     profile = fixed_profile("test/m", 0.02, 0.03, 0.004, 0.005, max_concurrency=8)
     sweep = Sweep(concurrency=(1, 2), shapes=((16, 4),), requests_per_level=3)
-    async with started_server(EmulatedEngine(profile), ServerSettings(model_name="m")) as srv:
+    async with started_server(EmulatedEngine(profile), ServerSettings(model_name="test/m")) as srv:
         measured = await profile_endpoint(srv.url, ProfileTarget(model="test/m"), sweep)
     out = tmp_path / "measured.yaml"
     write_profile(measured, out)

@@ -72,6 +72,7 @@ def engine_argv(port: int) -> list[str]:
         *_WEIR,
         "engine",
         "--backend=emulated",
+        "--model-name=m",  # the suite's requests name model "m" (any other is a 404)
         "--fixed-latency",
         "0.001",
         "0.002",

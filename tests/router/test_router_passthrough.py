@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from router.helpers import (
+    MODEL,
     chat,
     engine,
     local_endpoints,
@@ -44,7 +45,7 @@ async def test_stream_byte_exact_when_usage_asked(client_kind: str) -> None:
     assert via.status_code == 200
     assert via.headers["x-weir-backend"] == "local"
     assert via.content == direct.content
-    assert usage_event(10, 16) in via.content
+    assert usage_event(10, 16, MODEL) in via.content
     assert metric(text, "weir_router_tokens_total", kind="output", usefulness="useful") == 16
     assert metric(text, "weir_router_tokens_total", kind="input", usefulness="useful") == 10
     # the planner's prompt mix: one request of 10 uncached prompt tokens
@@ -63,7 +64,7 @@ async def test_stream_usage_chunk_stripped_when_not_asked() -> None:
             text = await scrape(client, rt)
     # the router asked upstream for usage, then cut exactly that event out
     assert json.loads(up.stats.bodies[-1])["stream_options"] == {"include_usage": True}
-    assert via.content == with_usage.replace(usage_event(10, 16), b"")
+    assert via.content == with_usage.replace(usage_event(10, 16, MODEL), b"")
     assert b'"usage":{' not in via.content
     assert metric(text, "weir_router_tokens_total", kind="output") == 16
 

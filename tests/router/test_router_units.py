@@ -155,7 +155,7 @@ def test_share_window() -> None:
 
 def test_local_body_splices_usage_and_hosted_body_maps_model() -> None:
     req = parse_request(b'{"messages":[{"role":"user","content":"hi"}],"stream":true} ', chat=True)
-    assert req.local_body() == (
+    assert req.local_body("m") == (
         b'{"messages":[{"role":"user","content":"hi"}],"stream":true'
         b',"stream_options":{"include_usage":true}}'
     )

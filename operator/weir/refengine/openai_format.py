@@ -96,8 +96,3 @@ class ResponseFormat:
             "choices": [choice],
             "usage": usage.as_dict(),
         }
-
-
-def error_body(message: str, err_type: str, code: str | int | None = None) -> dict[str, Any]:
-    """OpenAI's error object."""
-    return {"error": {"message": message, "type": err_type, "param": None, "code": code}}

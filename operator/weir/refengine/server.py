@@ -13,7 +13,11 @@ from its Content-Length or as soon as it grows past the limit (413), a body
 that stops short is refused after the body deadline (408), JSON nested past
 the parser's limit is a 400, a prompt longer than the model is refused from
 its byte length (one byte is one token) before it is tokenized, and every
-error, 404 and 500 included, is an OpenAI-style JSON object. Connections
+error, 404, 405 (with `Allow`) and 500 included, is OpenAI's error object with
+a string `code` and the `param` at fault (a validation error names its field,
+never pydantic's text). A request for a model this server does not serve is
+a 404 `model_not_found`; `/v1/models/{id}` answers for the served one; the
+OpenAI answers carry an `x-request-id` (the client's when sane). Connections
 are bounded by `weir.serving` (head size and deadline, keep-alive, count).
 """
 
@@ -40,7 +44,7 @@ from starlette.types import Receive, Scope, Send
 from weir.engines.errors import AuthError, BadRequestError, QueueFullError, RateLimitedError
 from weir.refengine import tokenizer
 from weir.refengine.metrics import EngineMetrics
-from weir.refengine.openai_format import DONE, ResponseFormat, error_body
+from weir.refengine.openai_format import DONE, ResponseFormat
 from weir.refengine.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -49,7 +53,7 @@ from weir.refengine.protocol import (
     GenerationRequest,
     Usage,
 )
-from weir.serving import ServerLimits
+from weir.serving import ServerLimits, error_object, model_object, request_id
 
 log = logging.getLogger("weir.refengine")
 
@@ -158,9 +162,10 @@ class _GenerationResponse(Response):
 
     def __init__(
         self, generation: Generation, fmt: ResponseFormat, tracker: _Tracker, *, stream: bool,
-        include_usage: bool,
+        include_usage: bool, rid: bytes,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.rid = (b"x-request-id", rid)
         self.generation = generation
         self.fmt = fmt
         self.tracker = tracker
@@ -175,7 +180,11 @@ class _GenerationResponse(Response):
             self.generation.cancel()
 
     async def _stream(self, send: Send) -> None:
-        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            self.rid,
+        ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         opening = self.fmt.opening()
         if opening:
@@ -209,7 +218,8 @@ class _GenerationResponse(Response):
                 finish = tok.finish_reason
         self.tracker.finished(finish)
         body = JSONResponse(self.fmt.body("".join(parts), finish, self.tracker.usage)).body
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        length = b"%d" % len(body)
+        headers = [(b"content-type", b"application/json"), (b"content-length", length), self.rid]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -234,6 +244,7 @@ class EngineServer:
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/completions", self._completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/models/{model_id:path}", self._model, methods=["GET"]),
                 Route("/health", self._health, methods=["GET"]),
                 Route("/version", self._version, methods=["GET"]),
                 Route("/prometheus/metrics", self._metrics, methods=["GET"]),
@@ -250,9 +261,16 @@ class EngineServer:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def _models(self, request: Request) -> Response:
-        name = self.settings.model_name
-        model = {"id": name, "object": "model", "created": 0, "owned_by": "weir"}
-        return JSONResponse({"object": "list", "data": [model]})
+        body = {"object": "list", "data": [model_object(self.settings.model_name)]}
+        return JSONResponse(body, headers={"x-request-id": _request_id(request)})
+
+    async def _model(self, request: Request) -> Response:
+        name = request.path_params["model_id"]
+        if name != self.settings.model_name:
+            return _refused(request, _model_not_found(name))
+        return JSONResponse(
+            model_object(self.settings.model_name), headers={"x-request-id": _request_id(request)}
+        )
 
     async def _chat(self, request: Request) -> Response:
         return await self._handle(request, chat=True)
@@ -266,19 +284,23 @@ class EngineServer:
             return await self._start(request, chat=chat)
         except AuthError as exc:
             self.metrics.rejected("auth")
-            return _error(401, str(exc), "invalid_request_error", "invalid_api_key")
+            refused = _RequestError(401, str(exc), code="invalid_api_key")
         except RateLimitedError as exc:
             self.metrics.rejected("rate_limit")
             retry = str(max(1, math.ceil(exc.retry_after_s)))
-            return _error(429, str(exc), "rate_limit_exceeded", 429, {"Retry-After": retry})
+            refused = _RequestError(
+                429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded", {"Retry-After": retry}
+            )
         except QueueFullError as exc:
             self.metrics.rejected("queue_full")
-            return _error(503, str(exc), "engine_overloaded", 503, {"Retry-After": "1"})
+            refused = _RequestError(
+                503, str(exc), "engine_overloaded", "engine_overloaded", {"Retry-After": "1"}
+            )
         except BadRequestError as exc:
-            return _error(400, str(exc), "invalid_request_error", 400)
-        except _BodyError as exc:
-            headers = {"Connection": "close"}  # the rest of the body is not read
-            return _error(exc.status, str(exc), "invalid_request_error", exc.status, headers)
+            refused = _RequestError(400, str(exc), code="invalid_value")
+        except _RequestError as exc:
+            refused = exc
+        return _refused(request, refused)
 
     def _admit(self, request: Request) -> None:
         key = self.settings.api_key
@@ -295,8 +317,15 @@ class EngineServer:
                 if chat
                 else CompletionRequest.model_validate(raw)
             )
-        except (ValueError, ValidationError, RecursionError) as exc:
-            raise BadRequestError(f"invalid request body: {_short(exc)}") from exc
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        except (ValueError, RecursionError) as exc:
+            raise _RequestError(
+                400, f"invalid request body: {_short(exc)}", code="invalid_json"
+            ) from exc
+        if parsed.model is not None and parsed.model != self.settings.model_name:
+            raise _model_not_found(parsed.model)
+        prompt_param = "messages" if chat else "prompt"
         if isinstance(parsed, ChatCompletionRequest):
             prompt = tokenizer.render_chat([(m.role, m.text()) for m in parsed.messages])
             max_tokens = parsed.max_completion_tokens or parsed.max_tokens
@@ -306,11 +335,16 @@ class EngineServer:
         max_tokens = max_tokens or self.settings.default_max_tokens
         length = len(prompt.encode("utf-8"))  # one byte is one token: no list built yet
         if not length:
-            raise BadRequestError("the prompt is empty")
+            raise _RequestError(
+                400, "the prompt is empty", param=prompt_param, code="invalid_value"
+            )
         if length + max_tokens > self.settings.max_model_len:
-            raise BadRequestError(
+            raise _RequestError(
+                400,
                 f"prompt ({length} tokens) plus max_tokens ({max_tokens}) exceeds "
-                f"max_model_len {self.settings.max_model_len}"
+                f"max_model_len {self.settings.max_model_len}",
+                param=prompt_param,
+                code="context_length_exceeded",
             )
         ids = tokenizer.encode(prompt)
         gen_request = GenerationRequest(
@@ -325,7 +359,12 @@ class EngineServer:
         tracker = _Tracker(self.metrics, len(ids), generation.cached_tokens)
         fmt = ResponseFormat(chat=chat, model=self.settings.model_name)
         return _GenerationResponse(
-            generation, fmt, tracker, stream=parsed.stream, include_usage=parsed.include_usage
+            generation,
+            fmt,
+            tracker,
+            stream=parsed.stream,
+            include_usage=parsed.include_usage,
+            rid=request_id(request.headers.get("x-request-id", "").encode("latin-1") or None),
         )
 
     async def _body(self, request: Request) -> bytes:
@@ -333,7 +372,7 @@ class EngineServer:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise _BodyError(413, f"request body over {limit} bytes (or a bad Content-Length)")
+            raise _body_error(413, f"request body over {limit} bytes (or a bad Content-Length)")
         parts: list[bytes] = []
         size = 0
         try:
@@ -341,19 +380,58 @@ class EngineServer:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        raise _BodyError(413, f"request body over {limit} bytes")
+                        raise _body_error(413, f"request body over {limit} bytes")
                     parts.append(chunk)
         except TimeoutError as exc:
-            raise _BodyError(408, "request body not received in time") from exc
+            raise _body_error(408, "request body not received in time") from exc
         return b"".join(parts)
 
 
-class _BodyError(Exception):
-    """The body could not be read within the limits (413 or 408)."""
+class _RequestError(Exception):
+    """A request answered with an OpenAI error object: status, type, code, param, headers."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        err_type: str = "invalid_request_error",
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.err_type, self.code, self.param = status, err_type, code, param
+        self.headers = headers or {}
+
+
+def _body_error(status: int, message: str) -> _RequestError:
+    """The body could not be read within the limits (413 or 408): the connection closes,
+    the rest of the body is not read."""
+    code = "request_too_large" if status == 413 else "request_timeout"
+    return _RequestError(status, message, code=code, headers={"Connection": "close"})
+
+
+def _model_not_found(name: str) -> _RequestError:
+    shown = name if len(name) <= 200 else name[:200] + "..."
+    message = f"The model '{shown}' does not exist"
+    return _RequestError(404, message, code="model_not_found", param="model")
+
+
+def _invalid(exc: ValidationError) -> _RequestError:
+    """A validation error as OpenAI words it: its first field and what is wrong with it
+    (pydantic's own text quotes the input and links its docs)."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    param = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+    ).lstrip(".")
+    if first["type"] == "missing":
+        code, message = "missing_required_parameter", f"Missing required parameter: '{param}'"
+    else:
+        kind = first["type"]
+        code = "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
+        message = f"Invalid '{param}': {first['msg']}"
+    return _RequestError(400, message, code=code, param=param or None)
 
 
 def _no_constant(name: str) -> Any:
@@ -364,9 +442,13 @@ def _parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_no_constant)
     except RecursionError as exc:
-        raise BadRequestError("invalid request body: JSON nested too deeply") from exc
+        raise _RequestError(
+            400, "invalid request body: JSON nested too deeply", code="invalid_json"
+        ) from exc
     except ValueError as exc:
-        raise BadRequestError(f"invalid request body: {_short(exc)}") from exc
+        raise _RequestError(
+            400, f"invalid request body: {_short(exc)}", code="invalid_json"
+        ) from exc
 
 
 def _short(exc: BaseException) -> str:
@@ -375,19 +457,30 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
+_HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed"}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (with its `Allow`), as OpenAI error objects."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    kind = "not_found_error" if status == 404 else "invalid_request_error"
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
     message = f"{request.method} {request.url.path[:200]} is not served"
-    return _error(status, message, kind, status)
+    code = _HTTP_CODES.get(status, "invalid_request")
+    return _refused(request, _RequestError(status, message, code=code, headers=headers))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error serving %s: %s", request.url.path[:200], type(exc).__name__)
-    return _error(500, "internal error", "internal_error", 500)
+    refused = _RequestError(500, "internal error", "internal_error", "internal_error")
+    return _refused(request, refused)
 
 
-def _error(
-    status: int, message: str, err_type: str, code: str | int, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(message, err_type, code), status_code=status, headers=headers)
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    return request_id(given.encode("latin-1") if given is not None else None).decode()
+
+
+def _refused(request: Request, exc: _RequestError) -> JSONResponse:
+    body = error_object(str(exc), exc.err_type, exc.code, exc.param)
+    headers = {**exc.headers, "x-request-id": _request_id(request)}
+    return JSONResponse(body, status_code=exc.status, headers=headers)

@@ -68,6 +68,13 @@ def _discovery(
 
 @click.command("router")
 @click.option("--model", "model_name", required=True, help="Model name served (/v1/models).")
+@click.option(
+    "--model-alias",
+    "model_aliases",
+    multiple=True,
+    metavar="NAME",
+    help="Another name clients may ask for the model by (repeatable; others get 404).",
+)
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option(
@@ -237,11 +244,15 @@ def _load(
     return settings, policy_file, policy, discovery
 
 
+def _strings(value: object) -> frozenset[str]:
+    """A repeatable option's values."""
+    assert isinstance(value, tuple)
+    return frozenset(str(v) for v in value)
+
+
 def _settings(
     opts: dict[str, object], key_path: Path | None, tokens_path: Path | None
 ) -> RouterSettings:
-    hosts = opts["insecure_hosts"]
-    assert isinstance(hosts, tuple)
     try:
         limits = ServerLimits(
             max_header_bytes=int(str(opts["max_header_bytes"])),
@@ -252,11 +263,12 @@ def _settings(
         )
         return RouterSettings(
             allow_anonymous=bool(opts["allow_anonymous"]),
-            allow_insecure_hosted=frozenset(str(h).lower() for h in hosts),
+            allow_insecure_hosted=frozenset(h.lower() for h in _strings(opts["insecure_hosts"])),
             metrics_on_api_port=bool(opts["metrics_on_api_port"]),
             max_retry_after_s=float(str(opts["max_retry_after"])),
             limits=limits,
             model_name=str(opts["model_name"]),
+            model_aliases=_strings(opts["model_aliases"]),
             max_body_bytes=int(str(opts["max_body_bytes"])),
             connect_timeout_s=float(str(opts["connect_timeout"])),
             first_token_timeout_s=float(str(opts["first_token_timeout"])),

@@ -124,6 +124,11 @@ class RouterSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model_name: str = Field(min_length=1, description="Model served (as in /v1/models).")
+    model_aliases: frozenset[str] = Field(
+        default=frozenset(),
+        description="Other names clients may ask for the model by; a request naming any "
+        "other model is answered 404 model_not_found. Answers name model_name.",
+    )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Request size limit.")
     connect_timeout_s: float = Field(default=2.0, gt=0, description="Upstream connect, s.")
     first_token_timeout_s: float = Field(

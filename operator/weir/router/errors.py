@@ -1,14 +1,17 @@
 """Errors of the router, named by what the client (or the router) should do next.
 
-Each error carries the HTTP status and OpenAI error `type` it maps to, so the
-ASGI boundary turns any of them into one JSON answer without a lookup table,
-and lower-level errors (httpx, json, pydantic, OS) are wrapped where they
-occur instead of leaking through the hot path.
+Each error carries the HTTP status, OpenAI error `type` and `code` it maps
+to (and the request field at fault, `param`, where there is one), so the
+ASGI boundary turns any of them into one OpenAI error object without a
+lookup table, and lower-level errors (httpx, json, pydantic, OS) are wrapped
+where they occur instead of leaking through the hot path. `code` is always a
+short string (the official clients read it as one), never the HTTP status.
 """
 
 from __future__ import annotations
 
 from weir.router.retry import header_value
+from weir.serving import error_json
 
 
 class RouterError(Exception):
@@ -16,11 +19,22 @@ class RouterError(Exception):
 
     status = 500
     error_type = "internal_error"
+    code: str | None = "internal_error"
     outcome = "error"  # the `outcome` label when the router answers it itself
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
 
     def headers(self) -> dict[str, str]:
         """Extra response headers (Retry-After for the retryable ones)."""
         return {}
+
+    def body(self) -> bytes:
+        """The OpenAI error object of this error."""
+        return error_json(str(self), self.error_type, self.code, self.param)
 
 
 class ClientRequestError(RouterError):
@@ -29,6 +43,7 @@ class ClientRequestError(RouterError):
     status = 400
     outcome = "bad_request"
     error_type = "invalid_request_error"
+    code = "invalid_value"
 
 
 class UnauthorizedError(ClientRequestError):
@@ -36,6 +51,7 @@ class UnauthorizedError(ClientRequestError):
 
     status = 401
     outcome = "unauthorized"
+    code = "invalid_api_key"
 
 
 class NotFoundError(ClientRequestError):
@@ -43,6 +59,17 @@ class NotFoundError(ClientRequestError):
 
     status = 404
     outcome = "not_found"
+    code = "unknown_url"
+
+
+class ModelNotFoundError(NotFoundError):
+    """The request names a model this deployment does not serve (404 `model_not_found`)."""
+
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        shown = model if len(model) <= 200 else model[:200] + "..."
+        super().__init__(f"The model '{shown}' does not exist", param="model")
 
 
 class RequestTimeoutError(ClientRequestError):
@@ -50,6 +77,7 @@ class RequestTimeoutError(ClientRequestError):
 
     status = 408
     outcome = "bad_request"
+    code = "request_timeout"
 
 
 class MethodNotAllowedError(ClientRequestError):
@@ -57,6 +85,14 @@ class MethodNotAllowedError(ClientRequestError):
 
     status = 405
     outcome = "not_found"
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow}
 
 
 class PayloadTooLargeError(ClientRequestError):
@@ -64,6 +100,7 @@ class PayloadTooLargeError(ClientRequestError):
 
     status = 413
     outcome = "too_large"
+    code = "request_too_large"
 
 
 class RetryLaterError(RouterError):
@@ -72,6 +109,7 @@ class RetryLaterError(RouterError):
     status = 429
     outcome = "rejected"
     error_type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -91,6 +129,7 @@ class NoBackendError(RetryLaterError):
     status = 503
     outcome = "rejected"
     error_type = "service_unavailable"
+    code = "service_unavailable"
 
 
 class UpstreamError(RouterError):
@@ -98,6 +137,7 @@ class UpstreamError(RouterError):
 
     status = 502
     error_type = "upstream_error"
+    code: str | None = "upstream_error"
 
     def __init__(self, message: str, *, before_first_token: bool = True) -> None:
         super().__init__(message)
@@ -108,6 +148,7 @@ class UpstreamTimeoutError(UpstreamError):
     """Connect, first-token or idle timeout of the upstream (504)."""
 
     status = 504
+    code = "upstream_timeout"
 
 
 _STATUS_TYPES = {
@@ -127,18 +168,27 @@ class UpstreamStatusError(UpstreamError):
 
     Its body is never passed on: an endpoint may echo the request (with the
     hosted API key) into its error message. The router's own message names
-    the status; the upstream's error `type` is kept when it is a short
-    identifier, else derived from the status. Retry-After is kept, clamped.
+    the status; the upstream's error `type`, `code` and `param` are kept when
+    each is a short identifier (the caller checks), else the type is derived
+    from the status and code and param are null. Retry-After is kept, clamped.
     """
 
     def __init__(
-        self, status: int, upstream_type: str | None = None, retry_after_s: float | None = None
+        self,
+        status: int,
+        upstream_type: str | None = None,
+        retry_after_s: float | None = None,
+        *,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(f"upstream answered HTTP {status}")
         self.status = status if 400 <= status <= 599 else 502
         self.error_type = upstream_type or _STATUS_TYPES.get(
             self.status, "upstream_error" if self.status >= 500 else "invalid_request_error"
         )
+        self.code = code or ("upstream_error" if self.status >= 500 else None)
+        self.param = param
         self.retry_after_s = retry_after_s
 
     def headers(self) -> dict[str, str]:

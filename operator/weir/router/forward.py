@@ -30,11 +30,12 @@ from starlette.types import Send
 
 from weir.router.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
 from weir.router.retry import retry_after_s
-from weir.router.sse import StreamScanner, Usage, parse_usage
+from weir.router.sse import ServedModel, StreamScanner, Usage, parse_usage
 from weir.router.upstream import Headers, Upstream, UpstreamResponse
 
 _PASSED = frozenset((b"content-type", b"cache-control"))
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")  # messages[0].content
 _MAX_ERROR_BODY = 64 << 10
 _MAX_JSON_BODY = 64 << 20
 
@@ -71,15 +72,12 @@ def _pass_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
 
 def _status_error(status: int, body: bytes, headers: Headers, max_retry_s: float) -> UpstreamError:
     """The router's own error for an upstream's error answer (status, type, Retry-After)."""
-    upstream_type: str | None = None
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-        value = parsed["error"].get("type")
-        if isinstance(value, str) and _ERROR_TYPE.fullmatch(value):
-            upstream_type = value
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    error = error if isinstance(error, dict) else {}
     retry: float | None = None
     if status in (429, 503):
         raw = next((v for k, v in headers if k.lower() == b"retry-after"), None)
@@ -88,7 +86,19 @@ def _status_error(status: int, body: bytes, headers: Headers, max_retry_s: float
             now_epoch_s=time.time(),
             max_s=max_retry_s,
         )
-    return UpstreamStatusError(status, upstream_type, retry)
+    return UpstreamStatusError(
+        status,
+        _identifier(error, "type", _ERROR_TYPE),
+        retry,
+        code=_identifier(error, "code", _ERROR_TYPE),
+        param=_identifier(error, "param", _PARAM),
+    )
+
+
+def _identifier(error: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
+    """An upstream error's member when it is a short identifier (never free text)."""
+    value = error.get(name)
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
 async def _start(send: Send, attempt: Attempt, status: int, headers: Headers) -> None:
@@ -115,8 +125,12 @@ async def forward(
     clock: Callable[[], float],
     attempt: Attempt,
     max_retry_after_s: float = 60.0,
+    model: ServedModel | None = None,
 ) -> None:
-    """Run one attempt to its end; raises UpstreamError subclasses on failure."""
+    """Run one attempt to its end; raises UpstreamError subclasses on failure.
+
+    With `model`, the answer names that model whatever the upstream called it.
+    """
     try:
         async with asyncio.timeout(first_token_timeout_s) as deadline:
             resp = await upstream.open(url, body, headers)
@@ -126,18 +140,16 @@ async def forward(
                     attempt.refused = True  # an error answer: nothing generated, nothing billed
                     raise _status_error(resp.status, error, resp.headers, max_retry_after_s)
                 if stream:
+                    scanner = StreamScanner(
+                        strip_usage=strip_usage, itl_target_s=attempt.itl_target_s, model=model
+                    )
                     await _stream(
-                        resp,
-                        send,
-                        strip_usage,
-                        clock,
-                        attempt,
-                        lambda: deadline.reschedule(None),
+                        resp, send, scanner, clock, attempt, lambda: deadline.reschedule(None)
                     )
                 else:
                     data = await resp.read(_MAX_JSON_BODY)
                     deadline.reschedule(None)
-                    await _whole(data, resp.headers, send, clock, attempt)
+                    await _whole(data, resp.headers, send, clock, attempt, model)
             finally:
                 await resp.aclose()
     except TimeoutError as exc:
@@ -153,12 +165,11 @@ async def forward(
 async def _stream(
     resp: UpstreamResponse,
     send: Send,
-    strip_usage: bool,
+    scanner: StreamScanner,
     clock: Callable[[], float],
     attempt: Attempt,
     first_token: Callable[[], None],
 ) -> None:
-    scanner = StreamScanner(strip_usage=strip_usage, itl_target_s=attempt.itl_target_s)
     try:
         chunks = resp.chunks()
         async for chunk in chunks:
@@ -232,7 +243,12 @@ async def _splice(
 
 
 async def _whole(
-    data: bytes, headers: Headers, send: Send, clock: Callable[[], float], attempt: Attempt
+    data: bytes,
+    headers: Headers,
+    send: Send,
+    clock: Callable[[], float],
+    attempt: Attempt,
+    model: ServedModel | None,
 ) -> None:
     now = clock()
     try:
@@ -241,6 +257,8 @@ async def _whole(
         parsed = None
     if not isinstance(parsed, dict) or "error" in parsed or "choices" not in parsed:
         raise UpstreamError("upstream answered 200 without a completion")
+    if model is not None and parsed.get("model") != model.name:
+        data = model.rename(data)  # the hosted endpoint's name is not the deployment's
     attempt.first_token_at = attempt.last_token_at = now
     attempt.usage = parse_usage(parsed)
     attempt.response_started = attempt.exchange.response_started = True

@@ -7,8 +7,15 @@ for a local slot, or 429), forwarded, and judged for useful tokens when it
 ends, however it ends. A client that goes away cancels the request: a small
 watcher on the ASGI `receive` channel cancels the handler, which closes the
 upstream response (the engine then frees its slot). Errors of the router's
-own tree become OpenAI-style JSON answers here, at the boundary; anything
+own tree become OpenAI error objects here, at the boundary; anything
 else (a bug) becomes a 500 JSON answer with no detail, logged here.
+
+The OpenAI surface, as the official clients expect it: a request naming a
+model other than the deployment's (or one of its aliases) is a 404
+`model_not_found`; answers name the deployment's model whichever backend
+served them (`forward` renames the hosted provider's); `/v1/models/{id}`;
+`Allow` on a 405; every answer carries an `x-request-id` (the client's
+when sane, else a new one), which the engine pod is sent too.
 
 Clients need a bearer token unless the router runs open
 (`allow_anonymous`); `/metrics` (spend and caps) is served on its own port
@@ -37,6 +44,7 @@ from weir.router.dedupe import MAX_KEY_BYTES, DuplicateKeys
 from weir.router.errors import (
     ClientRequestError,
     MethodNotAllowedError,
+    ModelNotFoundError,
     NoBackendError,
     NotFoundError,
     OverloadedError,
@@ -51,8 +59,9 @@ from weir.router.forward import Attempt, Exchange, forward
 from weir.router.metrics import RouterMetrics
 from weir.router.request import ClientRequest, parse_request, read_body
 from weir.router.spill import Request, Spill, SpillDecision
+from weir.router.sse import served_model
 from weir.router.upstream import Headers, Upstream
-from weir.serving import error_json
+from weir.serving import error_json, model_object, request_id
 
 log = logging.getLogger("weir.router")
 
@@ -61,14 +70,12 @@ _LOCAL_HEADERS: Headers = [(b"content-type", b"application/json")]
 _HOSTED_HEADERS: Headers = [*_LOCAL_HEADERS, (b"accept-encoding", b"identity")]
 _GENERATE = {"/v1/chat/completions": True, "/v1/completions": False}
 _CLOSE = [(b"connection", b"close")]
+_MODEL_PREFIX = "/v1/models/"
+_INTERNAL = error_json("internal error", "internal_error", "internal_error")
 
 
-def _error_body(message: str, error_type: str, status: int) -> bytes:
-    return error_json(status, message, error_type)
-
-
-async def _answer(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
-    head = [*_JSON, *(headers or []), (b"content-length", b"%d" % len(body))]
+async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    head = [*_JSON, *headers, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -103,8 +110,11 @@ class Router:
         check_hosted_transport(policy, settings.allow_insecure_hosted, "policy")
         self.backends.mark_draining(frozenset(policy.draining_pods))
         self.policy_loaded = True
-        model = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "weir"}
-        self._models = json.dumps({"object": "list", "data": [model]}).encode()
+        names = [settings.model_name, *sorted(settings.model_aliases - {settings.model_name})]
+        self._model_bodies = {name: json.dumps(model_object(name)).encode() for name in names}
+        listed = [model_object(name) for name in names]
+        self._models = json.dumps({"object": "list", "data": listed}).encode()
+        self._served = served_model(settings.model_name)
         self._hosted_auth: Headers = []
         if settings.hosted_key is not None:
             self.set_hosted_key(settings.hosted_key)
@@ -132,41 +142,49 @@ class Router:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = [(b"x-request-id", request_id(given))]
         try:
             if path in _GENERATE:
                 if method != "POST":
-                    raise MethodNotAllowedError(f"{path} accepts POST only")
-                await self._generate(scope, receive, send, chat=_GENERATE[path])
+                    raise MethodNotAllowedError(f"{path} accepts POST only", "POST")
+                await self._generate(scope, receive, send, rid, chat=_GENERATE[path])
             elif method != "GET":
-                raise (NotFoundError if path not in _GETS else MethodNotAllowedError)(
-                    f"{method} {path} is not served"
-                )
+                if path not in _GETS and not path.startswith(_MODEL_PREFIX):
+                    raise NotFoundError(f"{method} {path} is not served")
+                raise MethodNotAllowedError(f"{method} {path} is not served", "GET")
             elif path == "/v1/models":
                 self._authorize(scope)
-                await _answer(send, 200, self._models)
+                await _answer(send, 200, self._models, rid)
+            elif path.startswith(_MODEL_PREFIX):
+                self._authorize(scope)
+                name = path[len(_MODEL_PREFIX) :]
+                body = self._model_bodies.get(name)
+                if body is None:
+                    raise ModelNotFoundError(name)
+                await _answer(send, 200, body, rid)
             elif path == "/healthz":
-                await _answer(send, 200, b'{"status":"ok"}')
+                await _answer(send, 200, b'{"status":"ok"}', rid)
             elif path == "/readyz":
-                await self._ready(send)
+                await self._ready(send, rid)
             elif path == "/metrics" and self.settings.metrics_on_api_port:
                 await self.serve_metrics(send)
             else:
                 raise NotFoundError(f"no route {path}")
         except RouterError as exc:
-            body = _error_body(str(exc), exc.error_type, exc.status)
             if not isinstance(exc, UpstreamError):  # upstream failures are counted per attempt
                 self.metrics.refused(exc.outcome)
-            headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()]
+            headers = [(k.encode(), v.encode()) for k, v in exc.headers().items()] + rid
             if isinstance(exc, RequestTimeoutError | PayloadTooLargeError):
                 headers += _CLOSE  # the rest of the body is not read: no next request
-            await _answer(send, exc.status, body, headers)
+            await _answer(send, exc.status, exc.body(), headers)
         except Exception:
             # anything else is a bug in the router: the client gets an OpenAI-style 500
             # (logged with its traceback, never sent), not a torn connection or a text page
             log.exception("unexpected error serving %s %s", method, path[:200])
             self.metrics.refused("error")
             with contextlib.suppress(RuntimeError):  # the head may be out already
-                await _answer(send, 500, _error_body("internal error", "internal_error", 500))
+                await _answer(send, 500, _INTERNAL, rid)
 
     def _authorize(self, scope: Scope) -> bytes:
         """The client's dedupe scope (its token, or its address when open), or 401."""
@@ -178,13 +196,14 @@ class Router:
             return client[0].encode() if client else b"-"
         raise UnauthorizedError("missing or unknown bearer token (Authorization: Bearer ...)")
 
-    async def _ready(self, send: Send) -> None:
+    async def _ready(self, send: Send, rid: Headers) -> None:
         routable, _ = self.backends.counts()
         hosted = self.policy.hosted_enabled and self.policy.hosted is not None
         if self.policy_loaded and (routable or hosted):
-            await _answer(send, 200, b'{"status":"ready"}')
+            await _answer(send, 200, b'{"status":"ready"}', rid)
         else:
-            await _answer(send, 503, b'{"status":"no replica ready and no hosted endpoint"}')
+            body = b'{"status":"no replica ready and no hosted endpoint"}'
+            await _answer(send, 503, body, rid)
 
     async def serve_metrics(self, send: Send) -> None:
         """The Prometheus text (the metrics port's one route)."""
@@ -201,7 +220,9 @@ class Router:
         await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _generate(self, scope: Scope, receive: Receive, send: Send, *, chat: bool) -> None:
+    async def _generate(
+        self, scope: Scope, receive: Receive, send: Send, rid: Headers, *, chat: bool
+    ) -> None:
         client = self._authorize(scope)
         key: bytes | None = None
         length: bytes | None = None
@@ -217,6 +238,8 @@ class Router:
             receive, length, settings.max_body_bytes, settings.limits.body_timeout_s
         )
         request = parse_request(body, chat=chat)
+        if request.model is not None and request.model not in self._model_bodies:
+            raise ModelNotFoundError(request.model)
         started = self.clock()
         duplicate = self.dupes.seen_before(client, key, started)
         if duplicate:
@@ -232,12 +255,12 @@ class Router:
         watcher = asyncio.ensure_future(receive())
         watcher.add_done_callback(disconnected)
         try:
-            await self._serve(request, send, exchange, started, duplicate)
+            await self._serve(request, send, exchange, started, duplicate, rid)
         except RouterError as exc:
             if not exchange.response_started:
                 raise
             # Mid-stream failure: the head is out, so end the stream with an error event.
-            event = b"data: " + _error_body(str(exc), exc.error_type, exc.status) + b"\n\n"
+            event = b"data: " + exc.body() + b"\n\n"
             exchange.response_done = True
             await send({"type": "http.response.body", "body": event, "more_body": False})
         except asyncio.CancelledError:
@@ -255,6 +278,7 @@ class Router:
         exchange: Exchange,
         started: float,
         duplicate: bool,
+        rid: Headers,
     ) -> None:
         """Admit and forward; retry once elsewhere if an upstream fails before its first token."""
         shape = self._shape(request)
@@ -275,7 +299,7 @@ class Router:
                     raise  # it queued for a local slot and none came: 429, retry later
                 raise failure from None  # nowhere to retry: the first failure is the answer
             try:
-                await self._attempt(decision, request, send, exchange, started, duplicate)
+                await self._attempt(decision, request, send, exchange, started, duplicate, rid)
                 return
             except UpstreamError as exc:
                 if not exc.before_first_token or failure is not None or _client_error(exc):
@@ -296,6 +320,7 @@ class Router:
         exchange: Exchange,
         started: float,
         duplicate: bool,
+        rid: Headers,
     ) -> None:
         """One upstream attempt, accounted for whatever happens."""
         hosted = decision.route == "hosted"
@@ -316,14 +341,14 @@ class Router:
             url = decision.backend.url + (
                 "/v1/chat/completions" if request.chat else "/v1/completions"
             )
-            body, headers = request.local_body(), _LOCAL_HEADERS
+            body, headers = request.local_body(self.settings.model_name), _LOCAL_HEADERS + rid
         per_token = self.settings.itl_rule == "per_token"
         attempt = Attempt(
             started_at=started,
             exchange=exchange,
             itl_target_s=self.policy.slo.itl_seconds if per_token else None,
         )
-        attempt.extra_headers.append((b"x-weir-backend", backend_label.encode()))
+        attempt.extra_headers += ((b"x-weir-backend", backend_label.encode()), *rid)
         outcome: Outcome = "failed"
         self.metrics.started(backend_label)
         try:
@@ -339,6 +364,7 @@ class Router:
                 clock=self.clock,
                 attempt=attempt,
                 max_retry_after_s=self.settings.max_retry_after_s,
+                model=self._served,
             )
             outcome = "completed"
         except asyncio.CancelledError:
@@ -361,7 +387,7 @@ class Router:
             return Request(request.prefill_estimate, request.prompt_bound, request.max_tokens)
         n = choices(request.parsed)
         if n > MAX_CHOICES:
-            raise ClientRequestError(f"'n' and 'best_of' must be at most {MAX_CHOICES}")
+            raise ClientRequestError(f"'n' and 'best_of' must be at most {MAX_CHOICES}", param="n")
         return Request(
             request.prefill_estimate,
             request.prompt_bound,

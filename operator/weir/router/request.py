@@ -41,14 +41,18 @@ class ClientRequest:
     wants_usage: bool
     max_tokens: int | None
     prompt_bound: int
+    model: str | None = None
 
     @property
     def prefill_estimate(self) -> int:
         """Typical tokens of the prompt (about four bytes per token)."""
         return self.prompt_bound // 4
 
-    def local_body(self) -> bytes:
-        """The body for an engine pod: the client's bytes, asking for usage when streaming."""
+    def local_body(self, model: str) -> bytes:
+        """The body for an engine pod: the client's bytes, asking for usage when streaming,
+        rebuilt with the served name `model` when the client named an alias."""
+        if self.model is not None and self.model != model:
+            return self._rebuild({"model": model})
         if not self.stream or self.wants_usage:
             return self.body
         if "stream_options" not in self.parsed:
@@ -91,7 +95,9 @@ async def _read_body(receive: Receive, content_length: bytes | None, limit: int)
         try:
             declared = int(content_length)
         except ValueError as exc:
-            raise ClientRequestError("Content-Length is not a number") from exc
+            raise ClientRequestError(
+                "Content-Length is not a number", code="invalid_header"
+            ) from exc
         if declared > limit:
             raise PayloadTooLargeError(f"request body of {declared} bytes exceeds {limit} bytes")
     parts: list[bytes] = []
@@ -117,7 +123,7 @@ def _positive_int(parsed: dict[str, Any], *names: str) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ClientRequestError(f"'{name}' must be a positive integer")
+            raise ClientRequestError(f"'{name}' must be a positive integer", param=name)
         found = value if found is None else max(found, value)
     return found
 
@@ -131,31 +137,35 @@ def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
     try:
         parsed = json.loads(body, parse_constant=_no_constants)
     except RecursionError as exc:
-        raise ClientRequestError("request body is not valid JSON: nested too deeply") from exc
+        raise ClientRequestError(
+            "request body is not valid JSON: nested too deeply", code="invalid_json"
+        ) from exc
     except ValueError as exc:
-        raise ClientRequestError(f"request body is not valid JSON: {exc}") from exc
+        raise ClientRequestError(
+            f"request body is not valid JSON: {exc}", code="invalid_json"
+        ) from exc
     if not isinstance(parsed, dict):
-        raise ClientRequestError("request body must be a JSON object")
-    if chat:
-        messages = parsed.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ClientRequestError("'messages' must be a non-empty list")
-    elif "prompt" not in parsed:
-        raise ClientRequestError("'prompt' is required")
+        raise ClientRequestError("request body must be a JSON object", code="invalid_type")
+    model = parsed.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ClientRequestError("'model' must be a string", param="model", code="invalid_type")
+    _check_prompt(parsed, chat)
     stream = parsed.get("stream", False)
     if not isinstance(stream, bool):
-        raise ClientRequestError("'stream' must be a boolean")
+        raise ClientRequestError("'stream' must be a boolean", param="stream", code="invalid_type")
     options = parsed.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        raise ClientRequestError("'stream_options' must be an object")
+        raise ClientRequestError(
+            "'stream_options' must be an object", param="stream_options", code="invalid_type"
+        )
     wants_usage = bool(options and options.get("include_usage") is True)
     for name in ("n", "best_of"):
         if name in parsed and _positive_int(parsed, name) is None:
-            raise ClientRequestError(f"'{name}' must be a positive integer")
+            raise ClientRequestError(f"'{name}' must be a positive integer", param=name)
     try:
         bound = prompt_bound(parsed)
     except RecursionError as exc:
-        raise ClientRequestError("request body is nested too deeply") from exc
+        raise ClientRequestError("request body is nested too deeply", code="invalid_json") from exc
     return ClientRequest(
         body=body,
         parsed=parsed,
@@ -164,4 +174,18 @@ def parse_request(body: bytes, *, chat: bool) -> ClientRequest:
         wants_usage=wants_usage,
         max_tokens=_positive_int(parsed, "max_completion_tokens", "max_tokens"),
         prompt_bound=bound,
+        model=model,
     )
+
+
+def _check_prompt(parsed: dict[str, Any], chat: bool) -> None:
+    """A chat needs a non-empty `messages` list, a completion a `prompt` (400 naming it)."""
+    name = "messages" if chat else "prompt"
+    if name not in parsed:
+        raise ClientRequestError(
+            f"Missing required parameter: '{name}'", param=name, code="missing_required_parameter"
+        )
+    messages = parsed["messages"] if chat else None
+    if chat and (not isinstance(messages, list) or not messages):
+        code = "empty_array" if isinstance(messages, list) else "invalid_type"
+        raise ClientRequestError("'messages' must be a non-empty list", param=name, code=code)

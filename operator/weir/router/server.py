@@ -65,7 +65,9 @@ class MetricsApp:
         if scope["path"] == "/metrics" and scope["method"] == "GET":
             await self.router.serve_metrics(send)
             return
-        body = error_json(404, "the metrics port serves GET /metrics only", "not_found_error")
+        body = error_json(
+            "the metrics port serves GET /metrics only", "invalid_request_error", "unknown_url"
+        )
         head = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 404, "headers": head})
         await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -17,6 +17,14 @@ clock nor count. An event that is an error object (`data: {"error": ...}`)
 is not forwarded (an endpoint may echo the request into it): the scanner
 marks the stream failed and the proxy ends it with its own error.
 
+The client sees the deployment's model name whichever backend answered
+(a hosted provider names its own model, often a dated snapshot): the
+scanner reads the first event's `"model"` member and, only when it differs
+from the served name, rewrites that member in every event it forwards (a
+regex substitution per read; an engine that already says the served name
+costs one search on its first read). `"model":` can only be a key there:
+inside a JSON string its quotes would be escaped.
+
 OpenAI-style streams: optional opening chunk with the assistant role and no
 text, one chunk per token (or a few tokens), maybe a finish chunk, the usage
 chunk (`"choices":[]`, `"usage":{...}`) when `stream_options.include_usage`,
@@ -25,7 +33,9 @@ then `data: [DONE]`.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 
 from weir.planner.usefulness import Pace
@@ -35,6 +45,27 @@ _DONE = b"data: [DONE]"
 _ERROR_MARK = b'"error"'
 _COMMENT_AFTER_END = b"\n\n:"
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """The served model name as the scanner compares and writes it."""
+
+    name: str
+    literal: bytes  # the name as a JSON string
+    member: bytes  # `"model":<literal>`, escaped as a regex replacement
+
+    def rename(self, data: bytes) -> bytes:
+        """`data` with every `"model"` member set to the served name."""
+        return _MODEL_FIELD.sub(self.member, data)
+
+
+@functools.lru_cache(maxsize=16)
+def served_model(name: str) -> ServedModel:
+    """`ServedModel` of `name` (built once per name)."""
+    literal = json.dumps(name).encode()
+    return ServedModel(name, literal, b'"model":' + literal.replace(b"\\", b"\\\\"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +104,31 @@ class StreamScanner:
     __slots__ = (
         "_opening_seen",
         "_pending",
+        "_renaming",
         "done",
         "events",
         "failed",
         "first_token_at",
         "itl_target_s",
         "last_token_at",
+        "model",
         "non_token_events",
         "pace",
         "strip_usage",
         "usage",
     )
 
-    def __init__(self, *, strip_usage: bool, itl_target_s: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        strip_usage: bool,
+        itl_target_s: float | None = None,
+        model: ServedModel | None = None,
+    ) -> None:
         self.strip_usage = strip_usage
+        # the served name, until the first event shows the upstream says it too
+        self.model = model
+        self._renaming = False
         # per-token ITL (weir.planner.usefulness.Pace): each read's token events by their gap
         self.itl_target_s = itl_target_s
         self.pace = Pace() if itl_target_s is not None else None
@@ -133,7 +175,7 @@ class StreamScanner:
             if self.pace is not None and self.itl_target_s is not None:
                 self.pace.chunk(now, count - special, self.itl_target_s)
         self.non_token_events += special
-        return segment
+        return self._rename(segment) if self.model is not None else segment
 
     def flush(self, now: float = 0.0) -> bytes:
         """What is left at the end of the stream (a held CR ends its line, then whatever
@@ -143,7 +185,7 @@ class StreamScanner:
             pending, self._pending = self._pending, b""
             out = self.feed(pending[:-1] + b"\n", now)
         rest, self._pending = self._pending, b""
-        return out + rest
+        return out + (self._rename(rest) if self.model is not None else rest)
 
     @property
     def late_tokens(self) -> int | None:
@@ -154,6 +196,21 @@ class StreamScanner:
     def token_events(self) -> int:
         """Events that carried generated text (the fallback token count)."""
         return max(self.events - self.non_token_events, 0)
+
+    def _rename(self, segment: bytes) -> bytes:
+        """The served name in `segment`'s events (stops looking once the upstream says it)."""
+        model = self.model
+        assert model is not None
+        if self._renaming:
+            return model.rename(segment)
+        found = _MODEL_FIELD.search(segment)
+        if found is None:
+            return segment
+        if found.group(1) == model.literal:
+            self.model = None  # an upstream keeps its name for the whole stream
+            return segment
+        self._renaming = True
+        return model.rename(segment)
 
     def _find_first_token(self, segment: bytes, now: float) -> int:
         """Note when the first text event passed; returns 1 for a role-only opening."""
