@@ -1,9 +1,8 @@
 """Capacity learned online: the speed belief converges, ignores no data, shrugs off a wild window.
 
-Evidence is generated from a known true speed with the capacity model the
-estimator reads (time per output token = the model's mean ITL at speed s),
-with multiplicative noise, every 15 s over a 60 s window, as the operator
-reads it.
+Evidence is generated from a known true speed with the profile curve the
+estimator reads (time per output token = profile ITL / s), with multiplicative
+noise, every 15 s over a 60 s window, as the operator reads it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from planner.conftest import conversation_mix, snapshot
 from weir.api import EngineProfile
 from weir.controller.control import decode_state, encode_state
 from weir.planner.capacity import Workload, model_at_speed, model_for
-from weir.planner.learn import expected_tpot, learn_speeds, observed_speed
+from weir.planner.learn import learn_speeds, observed_speed, profile_itl
 from weir.planner.optimise import plan
 from weir.planner.speed import SPEED_BOUNDS, SpeedBelief, update
 from weir.planner.types import EngineWindow, PlannerState, PlanningSpec
@@ -30,8 +29,10 @@ PERIOD_S, WINDOW_S = 15.0, 60.0
 def _window(profile: EngineProfile, speed: float, rng: random.Random, noise: float = 0.05):
     """What engines at `speed` x their profile show at a moderate load."""
     mix = conversation_mix(10.0)
+    requests = sum(b.requests for b in mix)
+    prefill = sum(b.prefill_tokens for b in mix) / requests
     running, rate = 12.0, 2.0
-    tpot = expected_tpot(profile, running, rate, mix, speed) * math.exp(rng.gauss(0.0, noise))
+    tpot = profile_itl(profile, running, prefill) / speed * math.exp(rng.gauss(0.0, noise))
     return EngineWindow(2.0, running, tpot, rate, 4000.0), mix
 
 

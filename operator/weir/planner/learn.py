@@ -1,18 +1,16 @@
 """Capacity learned online: the planner's beliefs about its pools' speed, from the engines.
 
 See `weir.planner.speed` for the belief and its update. This module turns a
-snapshot's engine evidence into one observed speed per pool, read against
-the capacity model the planner sizes replicas with (`weir.planner.capacity`):
-at the window's mean running batch, request rate and prompts, the model's
-mean ITL is step / (s - rho) for an engine s times as fast as the profile
-(step: the profile's decode step at that batch, rho: the share of GPU time
-its prefill takes), so the engines' mean time per output token gives s in
-closed form. Reading the evidence against the planning model, not against
-the profile's raw curve, makes the learned speed the correction the plan
-needs at the operating point: where the model's fit is off for this traffic,
-the speed absorbs it. (Read against the profile's curve, engines exactly as
-profiled read 0.85-0.9 at high batch in the simulator, and the planner
-bought 20-40% more replicas than a fixed fleet that met the target.)
+snapshot's engine evidence into one observed speed per pool: the profile's
+own median ITL at the window's mean running batch and prompt length, over
+the mean time per output token the engines reported. The profile's curve,
+not the mechanics the planner fits to it (`weir.planner.capacity`): the fit
+is off by up to ~10% at some batches, which would read as a slow engine;
+the curve is what a profile says an engine does (measured against the
+emulated engine: 0.97 and 0.90 at batches 4 and 16 with the fit, for an
+engine exactly as profiled). Read against the fitted model instead, the
+speed would absorb the fit's error at the operating point and stop meaning
+"x profile": the lab's emulated engine at 0.85x read 1.0 that way.
 
 Pools that run the same engine profile (the same model, GPU, precision and
 tensor parallelism; on-demand and spot capacity of one machine type) share
@@ -29,7 +27,7 @@ import math
 from collections.abc import Mapping
 
 from weir.api.profile import EngineProfile
-from weir.planner.capacity import model_for
+from weir.planner.curve import profile_curve
 from weir.planner.speed import MIN_BATCH, MIN_TOKENS, SpeedBelief, update
 from weir.planner.types import EngineWindow, MixBucket
 
@@ -59,46 +57,26 @@ def usable(window: EngineWindow) -> bool:
     return True
 
 
-def _shape(mix: tuple[MixBucket, ...]) -> tuple[float, float] | None:
-    """Mean prefill tokens and mean KV context of a running request, from the mix."""
-    requests = sum(b.requests for b in mix)
-    if requests <= 0:
-        return None
-    prefill = sum(b.prefill_tokens for b in mix) / requests
-    context = (sum(b.input_tokens for b in mix) + sum(b.output_tokens for b in mix) / 2) / requests
-    return prefill, context
+_ITL = ("itl_p50_s",)
 
 
-def expected_tpot(
-    profile: EngineProfile,
-    running: float,
-    requests_per_s: float,
-    mix: tuple[MixBucket, ...],
-    speed: float = 1.0,
-) -> float:
-    """The model's mean time per output token for engines at `speed` x the profile, per
-    replica at this batch and request rate (inf when prefill alone fills the GPU)."""
-    shape = _shape(mix)
-    if shape is None:
-        return math.inf
-    prefill, context = shape
-    p = model_for(profile).params
-    rho = requests_per_s * prefill * p.prefill_s_per_token
-    return p.step_s(running, context) / (speed - rho) if speed > rho else math.inf
+def profile_itl(profile: EngineProfile, batch: float, input_tokens: float) -> float:
+    """The profile's median ITL at a running batch and prompt length: linear in
+    concurrency, then in input length, clamped at the ends (the profile's own curve,
+    so a speed of 1 means "as profiled", whatever model the planner fits to it)."""
+    return profile_curve(profile, _ITL).at(batch, input_tokens)[0]
 
 
 def observed_speed(
     window: EngineWindow, profile: EngineProfile, mix: tuple[MixBucket, ...]
 ) -> float | None:
-    """The speed factor one window implies (None when it implies nothing): the s at which
-    the model's mean ITL (`expected_tpot`) equals what the engines showed."""
-    shape = _shape(mix)
-    if not usable(window) or shape is None or not profile.points:
+    """The speed factor one window implies (None when it implies nothing): the profile's
+    ITL at the window's batch and prompts over the ITL the engines showed."""
+    requests = sum(b.requests for b in mix)
+    if not usable(window) or requests <= 0 or not profile.points:
         return None
-    prefill, context = shape
-    p = model_for(profile).params
-    rho = window.requests_per_s * prefill * p.prefill_s_per_token
-    return p.step_s(window.running, context) / window.tpot_s + rho
+    mean_prefill = sum(b.prefill_tokens for b in mix) / requests
+    return profile_itl(profile, window.running, mean_prefill) / window.tpot_s
 
 
 def merged(windows: list[EngineWindow]) -> EngineWindow | None:
