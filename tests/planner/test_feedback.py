@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from planner.conftest import snapshot
 from weir.api import EngineProfile
-from weir.planner.feedback import COOLDOWN_S, MIN_SCALE, update_scale
+from weir.planner.feedback import COOLDOWN_S, MAX_SCALE, MIN_SCALE, bounded, update_scale
 from weir.planner.optimise import PREFILL_CAP_RECOVERY_S, plan, thresholds
-from weir.planner.types import MixBucket, PlanningSpec, Snapshot
+from weir.planner.types import EngineWindow, MixBucket, PlanningSpec, Snapshot
 
 
 def test_cut_cooldown_and_recovery() -> None:
@@ -106,3 +106,69 @@ def test_a_cut_without_long_prompts_moves_no_threshold(
     assert cut.state.capacity_scale < 1.0
     assert cut.spill.max_local_prefill_tokens == good.spill.max_local_prefill_tokens
     assert cut.state.prefill_cap == math.inf
+
+
+def test_trust_rises_above_the_model_only_for_replicas_run_near_their_limit() -> None:
+    scale = 1.0
+    for _ in range(100):
+        scale, _ = update_scale(scale, 0.999, 50_000, 0.99)
+    assert scale == 1.0  # margin at light load says nothing about more load
+    notes = []
+    for _ in range(100):
+        scale, why = update_scale(scale, 0.999, 50_000, 0.99, loaded=True)
+        notes.append(why)
+    assert scale == MAX_SCALE
+    assert any(n and "near their in-flight limit" in n for n in notes)
+    cut, why = update_scale(scale, 0.95, 50_000, 0.99, loaded=True)
+    assert cut < scale and why is not None  # the first bad window cuts it back
+
+
+def test_a_stored_scale_is_bounded() -> None:
+    assert bounded(1e9) == MAX_SCALE and bounded(-3.0) == MIN_SCALE
+    assert bounded(float("nan")) == 1.0 and bounded(float("inf")) == 1.0
+    assert bounded(0.8) == 0.8
+
+
+def test_replicas_run_near_their_limit_with_margin_are_trusted_with_more(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """Busy replicas (running at the plan's in-flight limit) that still deliver above
+    the target: the planner gives each more in flight and plans fewer of them."""
+    on = replace(
+        spec,
+        deployment=spec.deployment.model_copy(
+            update={
+                "control": spec.deployment.control.model_copy(update={"attainment_feedback": True})
+            }
+        ),
+    )
+    first = plan(snapshot(100.0, 20.0), on, profiles, None, 100.0)
+    state, result, notes = first.state, first, []
+    for k in range(1, 40):
+        limits = result.spill.concurrency_limit_by_pool
+        at = 100.0 + 15.0 * k
+        engines = {
+            # running at the limit; no speed evidence (Little's law fails: e2e says 1 s)
+            pool: EngineWindow(2.0, float(limit), 0.05, 1.0, 4000.0, e2e_s=1.0)
+            for pool, limit in limits.items()
+            if limit > 0
+        }
+        view = replace(
+            snapshot(at, 20.0),
+            engines=engines,
+            local_useful_fraction=0.999,
+            local_output_tokens=50_000.0,
+        )
+        result = plan(view, on, profiles, state, at)
+        state, notes = result.state, [*notes, *result.reasons]
+    assert state.capacity_scale > 1.0
+    assert any("near their in-flight limit" in r for r in notes)
+    fresh = plan(snapshot(at, 20.0), on, profiles, None, at)
+    busy = [pool for pool, n in result.replicas.items() if n > 0]
+    assert busy
+    for pool in busy:
+        assert (
+            result.spill.concurrency_limit_by_pool[pool]
+            > fresh.spill.concurrency_limit_by_pool[pool]
+        )
+    assert sum(result.replicas.values()) <= sum(fresh.replicas.values())

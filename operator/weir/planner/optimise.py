@@ -20,7 +20,7 @@ from weir.api.profile import EngineProfile
 from weir.planner.capacity import ReplicaCapacity, model_at_speed, model_for
 from weir.planner.evaluate import Demand, Limits, MixSplit, Outcome, evaluate, split_mix
 from weir.planner.feedback import MARGIN as FEEDBACK_MARGIN
-from weir.planner.feedback import update_scale
+from weir.planner.feedback import bounded, update_scale
 from weir.planner.forecast import DemandSample, Forecast, add_sample, forecast
 from weir.planner.learn import describe, learn_speeds, planning_speeds
 from weir.planner.speed import SpeedBelief
@@ -38,6 +38,7 @@ from weir.planner.types import (
 )
 
 FORECAST_QUANTILE = 0.9
+LOADED = 0.8
 _DEFAULT_MIX = (MixBucket(1024.0, 1.0, 1000.0, 1000.0, 200.0),)
 _TTFT_PREFILL_SHARE = 0.7
 MIX_SMOOTHING_S = 600.0
@@ -88,16 +89,17 @@ def plan(
     samples = add_sample(state.samples, sample)
     fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE)
     target = spec.deployment.slo.useful_token_target
-    scale, trust_note = state.capacity_scale, None
+    scale, trust_note = bounded(state.capacity_scale), None
     if control.attainment_feedback:
         scale, trust_note = update_scale(
-            state.capacity_scale,
+            scale,
             snapshot.local_useful_fraction,
             snapshot.local_output_tokens,
             target,
             now - state.capacity_cut_at_s,
+            _loaded(state, snapshot),
         )
-    cut_at = now if scale < state.capacity_scale else state.capacity_cut_at_s
+    cut_at = now if scale < bounded(state.capacity_scale) else state.capacity_cut_at_s
     in_force = state.last_plan.spill.max_local_prefill_tokens if state.last_plan else math.inf
     served = tuple(b for b in mix if b.prefill_tokens_le <= in_force) or mix  # what engines saw
     speeds = learn_speeds(
@@ -318,7 +320,7 @@ def _long_prompts(
         )
     )
     lower = allowed[:-1]
-    if scale < state.capacity_scale and lower:
+    if scale < bounded(state.capacity_scale) and lower:
         alt = priced(lower[-1])
         now_cost, alt_cost = _objective(best[1]), _objective(alt[2][1])
         meets = alt[2][1].useful_fraction >= target or best[1].useful_fraction < target
@@ -368,10 +370,23 @@ def _context(
 
 def _trusted(capacity: ReplicaCapacity, scale: float) -> ReplicaCapacity:
     """A replica's capacity as far as the attainment feedback trusts the model."""
-    if scale >= 1.0:
+    if scale == 1.0:
         return capacity
     limit = max(1, math.floor(capacity.concurrency_limit * scale)) if capacity.rate_rps > 0 else 0
     return ReplicaCapacity(capacity.rate_rps * scale, limit, capacity.output_tokens_per_s * scale)
+
+
+def _loaded(state: PlannerState, snapshot: Snapshot) -> bool:
+    """Whether the replicas ran near the in-flight limit the last plan gave them: only
+    then does their attainment say how much more they could take."""
+    last = state.last_plan
+    if last is None:
+        return False
+    limits = last.spill.concurrency_limit_by_pool
+    return any(
+        w.replicas > 0 and limits.get(pool, 0) > 0 and w.running >= LOADED * limits[pool]
+        for pool, w in snapshot.engines.items()
+    )
 
 
 def _current(spec: PlanningSpec, snapshot: Snapshot, state: PlannerState) -> dict[str, int]:
@@ -607,7 +622,7 @@ def _hold(
     mix = state.last_mix or _DEFAULT_MIX
     fc = Forecast(0.0, 0.0, 0.0, FORECAST_QUANTILE, horizon_s(spec), 0)
     ctx = _context(
-        spec, profiles, mix, 0.0, fc, state.capacity_scale, planning_speeds(state.speeds)
+        spec, profiles, mix, 0.0, fc, bounded(state.capacity_scale), planning_speeds(state.speeds)
     )  # no plan yet: the TTFT-derived threshold
     gpu = sum(fleet[n] * spec.pools[n].dollars_per_replica_hour for n in fleet)
     return Plan(
