@@ -170,7 +170,7 @@ def test_min_and_max_are_respected(spec: PlanningSpec, profiles: dict[str, Engin
     narrow = replace(spec, deployment=bounded)
     for result in _run(narrow, profiles, [0.0, 0.0, 80.0, 80.0, 80.0]):
         for name, count in result.replicas.items():
-            assert 1 <= count <= 2, name
+            assert 1 <= count <= 2, name  # the pools' minReplicas 1 and maxReplicas 2
 
 
 def test_refuses_bad_inputs(spec: PlanningSpec, profiles: dict[str, EngineProfile]) -> None:

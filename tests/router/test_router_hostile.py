@@ -137,6 +137,7 @@ async def test_retry_after_is_clamped(value: str, low: float, high: float) -> No
             await client.chat.completions.create(model=MODEL, messages=_messages(), max_tokens=4)
         throttled_for = rt.router.spill.throttled_until - rt.router.clock()
     assert low - 1 <= throttled_for <= high
+    # what the client is told is clamped as the throttle is: 1 s up to --max-retry-after (60)
     assert 1 <= int(raised.value.response.headers["retry-after"]) <= 60
 
 

@@ -12,8 +12,9 @@ then their attainment is evidence about the model's own margin, and trust
 rises above it (to MAX_SCALE), as congestion control probes for bandwidth.
 A model that errs on the safe side for this traffic otherwise buys that
 margin in replicas and hosted spill for good (in the simulator, fixed
-fleets smaller than weir's met the target on generated workloads). AIMD, so it converges without
-oscillating: the first window below target cuts it back.
+fleets smaller than weir's met the target on generated workloads). AIMD,
+so it converges without oscillating: the first window below target cuts it
+back.
 """
 
 from __future__ import annotations

@@ -85,9 +85,11 @@ def merged(windows: list[EngineWindow]) -> EngineWindow | None:
     Means per replica weigh by replicas, the time per token by the tokens behind it,
     the request duration by the requests; the evidence must be usable as a whole.
     """
+    if len(windows) <= 1:
+        return windows[0] if windows else None
     live = [w for w in windows if w.replicas > 0 and math.isfinite(w.replicas)]
     if len(live) <= 1:
-        return live[0] if live else (windows[0] if windows else None)
+        return live[0] if live else windows[0]  # no replicas: `usable` refuses it
     replicas = sum(w.replicas for w in live)
     tokens = sum(w.output_tokens for w in live)
     rate = sum(w.requests_per_s * w.replicas for w in live)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 from weir.api.profile import EngineProfile
 from weir.planner.capacity import ReplicaCapacity, model_at_speed, model_for
@@ -63,6 +64,8 @@ def plan(
 ) -> Plan:
     """Decide replicas per pool and the router's spill policy (see module docstring)."""
     state = state or PlannerState()
+    # a scale read back from status is bounded once, here, before anything uses it
+    state = replace(state, capacity_scale=bounded(state.capacity_scale))
     _validate(spec, profiles, now)
     control = spec.deployment.control
     if snapshot is None:
@@ -89,7 +92,7 @@ def plan(
     samples = add_sample(state.samples, sample)
     fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE)
     target = spec.deployment.slo.useful_token_target
-    scale, trust_note = bounded(state.capacity_scale), None
+    scale, trust_note = state.capacity_scale, None
     if control.attainment_feedback:
         scale, trust_note = update_scale(
             scale,
@@ -99,7 +102,7 @@ def plan(
             now - state.capacity_cut_at_s,
             _loaded(state, snapshot),
         )
-    cut_at = now if scale < bounded(state.capacity_scale) else state.capacity_cut_at_s
+    cut_at = now if scale < state.capacity_scale else state.capacity_cut_at_s
     in_force = state.last_plan.spill.max_local_prefill_tokens if state.last_plan else math.inf
     served = tuple(b for b in mix if b.prefill_tokens_le <= in_force) or mix  # what engines saw
     speeds = learn_speeds(
@@ -320,7 +323,7 @@ def _long_prompts(
         )
     )
     lower = allowed[:-1]
-    if scale < bounded(state.capacity_scale) and lower:
+    if scale < state.capacity_scale and lower:
         alt = priced(lower[-1])
         now_cost, alt_cost = _objective(best[1]), _objective(alt[2][1])
         meets = alt[2][1].useful_fraction >= target or best[1].useful_fraction < target
@@ -588,8 +591,6 @@ def _make_plan(
 
 def _with_state(value: Plan, state: PlannerState) -> Plan:
     """The plan carrying the state for the next decision (which points back at the plan)."""
-    from dataclasses import replace
-
     shell = replace(value, state=PlannerState())
     return replace(value, state=replace(state, last_plan=shell))
 
@@ -603,8 +604,6 @@ def _hold(
     why: str,
 ) -> Plan:
     """Keep the last plan (or the current fleet, within bounds) and say why."""
-    from dataclasses import replace
-
     last = state.last_plan
     if last is not None:
         held = replace(
@@ -622,7 +621,7 @@ def _hold(
     mix = state.last_mix or _DEFAULT_MIX
     fc = Forecast(0.0, 0.0, 0.0, FORECAST_QUANTILE, horizon_s(spec), 0)
     ctx = _context(
-        spec, profiles, mix, 0.0, fc, bounded(state.capacity_scale), planning_speeds(state.speeds)
+        spec, profiles, mix, 0.0, fc, state.capacity_scale, planning_speeds(state.speeds)
     )  # no plan yet: the TTFT-derived threshold
     gpu = sum(fleet[n] * spec.pools[n].dollars_per_replica_hour for n in fleet)
     return Plan(

@@ -62,8 +62,9 @@ def load_trace(path: Path, fmt: TraceFormat | None = None) -> list[Request]:
     return [replace(r, arrival_s=r.arrival_s - start) for r in rows]
 
 
-def _parse_time(text: str) -> float:
-    """Seconds since the epoch; naive stamps are UTC; any fraction length is accepted."""
+def parse_timestamp(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 stamp (every loader's parser): naive stamps
+    are UTC; any fraction length is accepted."""
     text = text.strip()
     if "." in text:
         head, _, tail = text.partition(".")
@@ -73,18 +74,6 @@ def _parse_time(text: str) -> float:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
-
-
-def parse_timestamp(text: str) -> float:
-    """Seconds since the epoch of an ISO 8601 stamp (naive is UTC): every loader's parser."""
-    return _parse_time(text)
-
-
-def checked_request(
-    arrival_s: float, input_tokens: int, output_tokens: int, hash_ids: tuple[int, ...] = ()
-) -> Request:
-    """A request as every loader builds it: finite time, counts >= 0, at least one token each."""
-    return _request(arrival_s, input_tokens, output_tokens, hash_ids)
 
 
 def _load_azure(path: Path) -> list[Request]:
@@ -102,7 +91,7 @@ def _load_azure(path: Path) -> list[Request]:
             if not row:
                 continue
             try:
-                rows.append(_request(_parse_time(row[0]), int(row[1]), int(row[2]), ()))
+                rows.append(checked_request(parse_timestamp(row[0]), int(row[1]), int(row[2])))
             except (ValueError, IndexError) as exc:
                 raise TraceError(f"{path}:{line_no}: bad row {row!r}: {exc}") from exc
     return rows
@@ -118,7 +107,7 @@ def _load_mooncake(path: Path) -> list[Request]:
                 obj = json.loads(line)
                 hashes = tuple(int(h) for h in obj.get("hash_ids", ()))
                 rows.append(
-                    _request(
+                    checked_request(
                         float(obj["timestamp"]) / 1000.0,
                         int(obj["input_length"]),
                         int(obj["output_length"]),
@@ -130,7 +119,8 @@ def _load_mooncake(path: Path) -> list[Request]:
     return rows
 
 
-def _request(arrival: float, inp: int, out: int, hashes: tuple[int, ...]) -> Request:
+def checked_request(arrival: float, inp: int, out: int, hashes: tuple[int, ...] = ()) -> Request:
+    """A request as every loader builds it: finite time, counts >= 0, at least one token each."""
     if not math.isfinite(arrival):
         raise ValueError("timestamp is not finite")
     if inp < 0 or out < 0:
