@@ -29,7 +29,7 @@ from weir.controller.port import (
     OwnerRef,
     References,
 )
-from weir.controller.references import read_hosted, read_pools
+from weir.controller.references import METADATA_ONLY, read_hosted, read_pools
 from weir.controller.spot import drain_node
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
@@ -84,7 +84,10 @@ class KubeCluster:
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         core = client.CoreV1Api(self.api)
         try:
-            core.read_namespaced_secret(name, namespace)
+            # Existence only: metadata, so the token's bytes never reach the operator.
+            core.read_namespaced_secret(
+                name, namespace, _headers={"Accept": METADATA_ONLY}, _preload_content=False
+            )
             return False
         except ApiException as exc:
             if exc.status != 404:

@@ -3,7 +3,8 @@
 Referenced objects are read fresh at every reconcile (level-based); a missing
 or invalid one becomes an InvalidReferenceError with a message for the
 condition, never an exception that crashes the handler. Only the spec of a
-HostedEndpoint is read, and of its Secret only the annotations: the router
+HostedEndpoint is read, and of its Secret only the metadata (a
+PartialObjectMetadata read: the key's bytes never reach the operator): the router
 will send that Secret's value to the endpoint's `baseUrl`, so a Secret must
 name the endpoints it may be sent to (annotation `weir.dev/hosted-endpoints`,
 comma-separated names). Without that, anyone who may create a
@@ -13,6 +14,7 @@ server of their choice.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
@@ -26,6 +28,8 @@ from weir.controller.children import InvalidReferenceError
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
 SECRET_OPT_IN = "weir.dev/hosted-endpoints"
+# Ask the API server for the object's metadata only (supported since 1.15).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 def _get(fetch: Any, what: str) -> dict[str, Any] | None:
@@ -82,19 +86,50 @@ def read_hosted(
         ) from exc
     if hosted.secret_ref is not None:
         secret = hosted.secret_ref.name
-        core = client.CoreV1Api(api)
-        try:
-            found = core.read_namespaced_secret(secret, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise InvalidReferenceError(
-                    f"HostedEndpoint {name}: secretRef Secret {secret} not found"
-                ) from exc
-            raise ApplyError(
-                f"read Secret {namespace}/{secret}: {exc.status} {exc.reason}", temporary=True
-            ) from exc
-        check_secret_opt_in(found.metadata.annotations if found.metadata else None, name, secret)
+        meta = read_secret_metadata(api, namespace, secret)
+        if meta is None:
+            raise InvalidReferenceError(
+                f"HostedEndpoint {name}: secretRef Secret {secret} not found"
+            )
+        check_secret_opt_in(meta.get("annotations"), name, secret)
     return hosted
+
+
+def read_secret_metadata(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """A Secret's metadata, or None when it does not exist; its data is never sent.
+
+    The operator needs only the opt-in annotation (and, for the client-token
+    Secret, existence), so it asks for PartialObjectMetadata: the key stays
+    out of the operator's memory, logs and tracebacks. A reply that is not
+    metadata (a server or proxy that ignored the Accept header) is refused
+    rather than parsed, so the guarantee holds or the read fails.
+    """
+    core = client.CoreV1Api(api)
+    try:
+        reply: Any = core.read_namespaced_secret(
+            name, namespace, _headers={"Accept": METADATA_ONLY}, _preload_content=False
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise ApplyError(
+            f"read Secret {namespace}/{name}: {exc.status} {exc.reason}", temporary=True
+        ) from exc
+    try:
+        body = json.loads(reply.data)
+    except ValueError as exc:
+        raise ApplyError(
+            f"read Secret {namespace}/{name}: the reply is not JSON", temporary=True
+        ) from exc
+    if not isinstance(body, dict) or body.get("kind") != "PartialObjectMetadata":
+        kind = body.get("kind") if isinstance(body, dict) else type(body).__name__
+        raise ApplyError(
+            f"read Secret {namespace}/{name}: asked for metadata only, got {kind!r}; "
+            "the API server (or a proxy in front of it) ignored the Accept header",
+            temporary=True,
+        )
+    meta = body.get("metadata")
+    return meta if isinstance(meta, dict) else {}
 
 
 def check_secret_opt_in(annotations: dict[str, str] | None, endpoint: str, secret: str) -> None:
