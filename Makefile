@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test lint unit cluster-down clean
+.PHONY: setup demo test test-newest-python lint unit cluster-down clean
 
 $(BIN)/.installed: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: $(BIN)/.installed
 
 test: setup lint
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-newest-python
+
+# The unit tests again on the newest Python weir supports (3.13), in a Debian
+# trixie root filesystem and venv cached under ~/.cache/weir/newest-python.
+test-newest-python:
+	e2e/newest-python/run.sh
 
 cluster-down: $(BIN)/.installed
 	$(BIN)/weir cluster down

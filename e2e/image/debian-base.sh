@@ -17,32 +17,14 @@ source "$here/lib.sh"
 
 builder=${1:?usage: debian-base.sh podman|buildah|docker}
 suite=${WEIR_DEBIAN_SUITE:-bookworm}
-mirror=${WEIR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-security=${WEIR_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # python3-venv brings ensurepip (the build stage makes a venv); ca-certificates
 # lets the product reach https endpoints (hosted APIs, the API server's CA aside).
 packages=(ca-certificates python3 python3-venv)
 # Essential packages only (no apt, no init): the image never installs packages.
 variant=essential
-# /usr merged by symlinks, as debootstrap does, with usr-is-merged installed:
-# otherwise init-system-helpers pulls in usrmerge and with it 50 MB of perl.
-hooks=(/usr/share/mmdebstrap/hooks/merged-usr)
-# Documentation, man pages and translations are never read in a container.
-dpkgopts=(
-    'path-exclude=/usr/share/man/*'
-    'path-exclude=/usr/share/info/*'
-    'path-exclude=/usr/share/doc/*'
-    'path-include=/usr/share/doc/*/copyright'
-    'path-exclude=/usr/share/locale/*'
-    'path-exclude=/usr/share/lintian/*'
-)
-sources=(
-    "deb $mirror $suite main"
-    "deb $mirror $suite-updates main"
-    "deb $security $suite-security main"
-)
+mapfile -t sources < <(debian_sources "$suite")
 
-key=$(printf '%s\n' "$suite" "$variant" "${packages[@]}" "${hooks[@]}" "${dpkgopts[@]}" | short_hash)
+key=$(printf '%s\n' "$suite" "$variant" "${packages[@]}" "${debian_hooks[@]}" "${debian_dpkgopts[@]}" | short_hash)
 name=localhost/weir-base:$suite-$key
 tarball=$WEIR_IMAGE_CACHE/base-$suite-$key.tar
 
@@ -67,8 +49,8 @@ if [[ ! -s $tarball ]]; then
     partial=$(mktemp "$WEIR_IMAGE_CACHE/.base-XXXXXX.tar")
     trap 'rm -f "$partial"' EXIT
     opts=(--variant="$variant" --include="$(IFS=,; echo "${packages[*]}")" --quiet)
-    for opt in "${dpkgopts[@]}"; do opts+=(--dpkgopt="$opt"); done
-    for hook in "${hooks[@]}"; do opts+=(--hook-dir="$hook"); done
+    for opt in "${debian_dpkgopts[@]}"; do opts+=(--dpkgopt="$opt"); done
+    for hook in "${debian_hooks[@]}"; do opts+=(--hook-dir="$hook"); done
     # Identical bytes for identical packages: the tarball's mtimes are fixed.
     SOURCE_DATE_EPOCH=0 mmdebstrap "${opts[@]}" "$suite" "$partial" "${sources[@]}" >&2
     mv "$partial" "$tarball"

@@ -28,3 +28,26 @@ ensure_packages() {
 
 # sha256 of stdin, first 16 hex digits: the cache keys.
 short_hash() { sha256sum | cut -c1-16; }
+
+# The Debian mirrors (WEIR_DEBIAN_MIRROR, WEIR_DEBIAN_SECURITY_MIRROR) and a suite's
+# apt sources for mmdebstrap: main, its updates and its security archive.
+debian_mirror=${WEIR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+debian_security=${WEIR_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+debian_sources() {
+    printf '%s\n' "deb $debian_mirror $1 main" "deb $debian_mirror $1-updates main" \
+        "deb $debian_security $1-security main"
+}
+
+# How both root filesystems (the image's base, the newest-Python tests') are made.
+# /usr merged by symlinks, as debootstrap does, with usr-is-merged installed:
+# otherwise init-system-helpers pulls in usrmerge and with it 50 MB of perl.
+debian_hooks=(/usr/share/mmdebstrap/hooks/merged-usr)
+# Documentation, man pages and translations are never read in a container.
+debian_dpkgopts=(
+    'path-exclude=/usr/share/man/*'
+    'path-exclude=/usr/share/info/*'
+    'path-exclude=/usr/share/doc/*'
+    'path-include=/usr/share/doc/*/copyright'
+    'path-exclude=/usr/share/locale/*'
+    'path-exclude=/usr/share/lintian/*'
+)

@@ -152,7 +152,7 @@ def checks(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "check": f"CPU/request vs nginx, back to back, c={c}",
                     "value": w["proxy_cpu_ms_per_request"] / n["proxy_cpu_ms_per_request"],
-                    "target": "<= 5",
+                    "target": "<= 3",
                 }
             )
         if w and lt and lt["requests_per_s"]:
