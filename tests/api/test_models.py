@@ -14,6 +14,7 @@ from weir.api import (
     HostedEndpointSpec,
     InferenceDeploymentSpec,
     PoolBinding,
+    SecretKeyRef,
     SpecError,
     describe_validation_error,
 )
@@ -203,3 +204,37 @@ def test_object_names_are_checked_where_children_derive_from_them(
 
 def test_api_precisions_are_what_the_engine_serves() -> None:
     assert get_args(Precision) == get_args(LaunchPrecision)
+
+
+def test_the_weights_secret_defaults_its_key_to_token_and_keeps_the_hosted_default() -> None:
+    model = {**DEPLOYMENT["model"], "weightsSecretRef": {"name": "hf-token"}}  # type: ignore[dict-item]
+    spec = InferenceDeploymentSpec.model_validate({**DEPLOYMENT, "model": model})
+    assert spec.model.weights_secret_ref is not None
+    assert spec.model.weights_secret_ref.key == "token"
+    dumped = spec.model_dump(by_alias=True)["model"]["weightsSecretRef"]
+    assert dumped == {"name": "hf-token", "key": "token"}
+    assert InferenceDeploymentSpec.model_validate(DEPLOYMENT).model.weights_secret_ref is None
+    hosted = HostedEndpointSpec.model_fields["secret_ref"].annotation
+    assert SecretKeyRef in get_args(hosted) and SecretKeyRef(name="k").key == "api-key"
+
+
+@pytest.mark.parametrize(
+    ("ref", "field"),
+    [
+        ({"name": "HF_Token"}, "model.weightsSecretRef.name"),
+        ({"name": ""}, "model.weightsSecretRef.name"),
+        ({"name": "x" * 254}, "model.weightsSecretRef.name"),
+        ({"name": 7}, "model.weightsSecretRef.name"),
+        ({"key": "token"}, "model.weightsSecretRef.name"),  # name is required
+        ({"name": "hf", "key": "has space"}, "model.weightsSecretRef.key"),
+        ({"name": "hf", "key": ""}, "model.weightsSecretRef.key"),
+        ({"name": "hf", "key": "../token"}, "model.weightsSecretRef.key"),
+        ({"name": "hf", "value": "hf_abc"}, "model.weightsSecretRef.value"),  # no inline token
+        ("hf-token", "model.weightsSecretRef"),
+    ],
+)
+def test_a_bad_weights_secret_is_refused_naming_the_field(ref: object, field: str) -> None:
+    model = {**DEPLOYMENT["model"], "weightsSecretRef": ref}  # type: ignore[dict-item]
+    with pytest.raises(ValidationError) as caught:
+        InferenceDeploymentSpec.model_validate({**DEPLOYMENT, "model": model})
+    assert f"  {field}: " in describe_validation_error("deployment", caught.value)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from support.k8srules import object_problems, restricted_problems
-from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec, WeightsSecretRef
 from weir.controller.children import (
     ChildSettings,
     Inputs,
@@ -88,6 +88,29 @@ def test_router_discovers_each_pool_and_reads_a_policy_it_accepts():
             "verbs": ["get", "list", "watch"],
         }
     ]
+
+
+def test_engines_read_hf_token_from_the_named_secret_and_never_its_value():
+    ref = WeightsSecretRef(name="hf-gated", key="hub-token")
+    spec = SPEC.model_copy(
+        update={"model": SPEC.model.model_copy(update={"weights_secret_ref": ref})}
+    )
+    objs = children(spec=spec)
+    engines = {n: p for n, p in pods(objs).items() if n != "llama-8b-router"}
+    assert set(engines) == {"llama-8b-h100-on-demand", "llama-8b-h100-spot"}
+    for pod in engines.values():
+        (token,) = [e for e in pod["containers"][0]["env"] if e["name"] == "HF_TOKEN"]
+        assert token == {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "hf-gated", "key": "hub-token"}},
+        }
+    router = pods(objs)["llama-8b-router"]["containers"][0]
+    assert all(e["name"] != "HF_TOKEN" for e in router.get("env", []))
+    for obj in objs.values():
+        assert object_problems(obj) == [], obj["metadata"]["name"]
+    # without the field, no engine gets a token
+    for name, pod in pods(children()).items():
+        assert all(e["name"] != "HF_TOKEN" for e in pod["containers"][0].get("env", [])), name
 
 
 def test_replicas_default_to_the_pool_minimum():

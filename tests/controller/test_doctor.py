@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from types import SimpleNamespace
+
+from kubernetes.client.exceptions import ApiException
 
 from controller.test_control import example
+from weir.api import WeightsSecretRef
+from weir.controller.doctor import _secret_keys
 from weir.controller.doctor_checks import DeploymentFacts, Facts, Node, diagnose, matching_nodes
 
 NS = "team-a"
+WEIGHTS = WeightsSecretRef(name="hf-token")
 
 
 def _healthy() -> Facts:
     spec, pools, hosted = example()
+    model = spec.model.model_copy(update={"weights_secret_ref": WEIGHTS})
+    spec = spec.model_copy(update={"model": model})
     nodes = tuple(
         Node(
             f"{pool}-0",
@@ -29,7 +38,10 @@ def _healthy() -> Facts:
         nodes=nodes,
         pools=pools,
         hosted={(NS, spec.hosted.endpoint): hosted},
-        secrets={(NS, secret.name): frozenset({secret.key})} if secret else {},
+        secrets={
+            (NS, WEIGHTS.name): frozenset({"token", "other"}),
+            **({(NS, secret.name): frozenset({secret.key})} if secret else {}),
+        },
         deployments=(deployment,),
         prometheus="ok",
         router_series=frozenset({(NS, "llm")}),
@@ -43,7 +55,12 @@ def _failures(facts: Facts) -> list[str]:
 
 
 def test_a_healthy_cluster_is_all_green():
-    assert _failures(_healthy()) == []
+    facts = _healthy()
+    assert _failures(facts) == []
+    weights = [f for f in diagnose(facts) if f.check == "weights"]
+    assert [(w.subject, w.message) for w in weights] == [
+        (f"{NS}/llm", f"Secret {NS}/hf-token has token")
+    ]
 
 
 def test_a_pool_with_no_matching_nodes_is_named():
@@ -66,8 +83,41 @@ def test_taints_must_be_tolerated_and_gpus_enough():
 
 
 def test_a_missing_hosted_key_secret_is_named():
-    (failure,) = _failures(replace(_healthy(), secrets={}))
+    facts = _healthy()
+    hosted = next(iter(facts.hosted.values()))
+    assert not isinstance(hosted, str) and hosted.secret_ref is not None
+    secrets = {k: v for k, v in facts.secrets.items() if k != (NS, hosted.secret_ref.name)}
+    (failure,) = _failures(replace(facts, secrets=secrets))
     assert failure.startswith("hosted key") and "does not exist" in failure
+
+
+def test_a_missing_weights_secret_is_named():
+    facts = _healthy()
+    secrets = {k: v for k, v in facts.secrets.items() if k != (NS, WEIGHTS.name)}
+    (failure,) = _failures(replace(facts, secrets=secrets))
+    assert failure.startswith(f"weights {NS}/llm: Secret {NS}/hf-token does not exist")
+    assert "engine pods cannot start" in failure
+
+
+def test_a_weights_secret_without_the_key_is_named():
+    facts = _healthy()
+    secrets = {**facts.secrets, (NS, WEIGHTS.name): frozenset({"HF_TOKEN", "tokens"})}
+    (failure,) = _failures(replace(facts, secrets=secrets))
+    assert failure.startswith(f"weights {NS}/llm: Secret {NS}/hf-token has no key token")
+    assert "HF_TOKEN" not in failure  # the key it wants, not the ones the Secret has
+
+
+def test_a_deployment_without_a_weights_secret_gets_no_weights_check():
+    facts = _healthy()
+    d = facts.deployments[0]
+    assert d.spec is not None
+    plain = d.spec.model_copy(
+        update={"model": d.spec.model.model_copy(update={"weights_secret_ref": None})}
+    )
+    secrets = {k: v for k, v in facts.secrets.items() if k != (NS, WEIGHTS.name)}
+    findings = diagnose(replace(facts, deployments=(replace(d, spec=plain),), secrets=secrets))
+    assert [f for f in findings if not f.ok] == []
+    assert not any(f.check == "weights" for f in findings)
 
 
 def test_missing_router_series_for_a_ready_router_are_named():
@@ -101,3 +151,25 @@ def test_an_unreachable_endpoint_and_a_stale_crd_are_named():
     )
     assert any("does not answer" in f for f in failures)
     assert any(f.startswith("CRD") and "another weir version" in f for f in failures)
+
+
+class _Core:
+    """read_namespaced_secret of a fake API server: records what was asked."""
+
+    def __init__(self, secrets: dict[tuple[str, str], dict[str, str]]) -> None:
+        self.secrets, self.asked = secrets, []
+
+    def read_namespaced_secret(self, name, namespace, _preload_content=True):
+        self.asked.append((namespace, name))
+        if (namespace, name) not in self.secrets:
+            raise ApiException(status=404, reason="Not Found")
+        body = {"kind": "Secret", "data": self.secrets[(namespace, name)]}
+        return SimpleNamespace(data=json.dumps(body).encode())
+
+
+def test_doctor_keeps_the_key_names_of_each_named_secret_once_and_drops_the_values():
+    core = _Core({(NS, "hf-token"): {"token": "aGZfc2VjcmV0"}, ("b", "k"): {}})
+    keys = _secret_keys(core, {(NS, "hf-token"), ("b", "k"), (NS, "gone")})
+    assert keys == {(NS, "hf-token"): frozenset({"token"}), ("b", "k"): frozenset()}
+    assert sorted(core.asked) == sorted([(NS, "hf-token"), ("b", "k"), (NS, "gone")])
+    assert "aGZfc2VjcmV0" not in repr(keys)

@@ -7,11 +7,12 @@ reports before/after numbers:
     .venv/bin/python tests/support/specfuzz.py -n 12000 --seed 1
 
 Each object is one of the committed examples (and the bench scenarios' pools,
-deployment and endpoint) with one to three mutations: a leaf replaced by a
-hostile value (huge, negative, NaN, wrong type, long, spaced, unicode,
-upper-case, shell), a key dropped or added, a subtree replaced, the name
-changed, or a semantic trap (every pool at maxReplicas 0 with no hosted
-endpoint, a toleration Exists with a value, an odd node selector).
+deployment and endpoint, and an example deployment naming a weights Secret)
+with one to three mutations: a leaf replaced by a hostile value (huge,
+negative, NaN, wrong type, long, spaced, unicode, upper-case, shell), a key
+dropped or added, a subtree replaced, the name changed, or a semantic trap
+(every pool at maxReplicas 0 with no hosted endpoint, a toleration Exists
+with a value, an odd node selector).
 
 The verdict of one object:
 - refused: validation raised SpecError, and every problem in it names a field;
@@ -98,7 +99,15 @@ def _object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-BASES = _examples() + _scenario_objects()
+def _gated() -> dict[str, Any]:
+    """The first example deployment with a weights Secret, so mutations reach that field."""
+    body = copy.deepcopy(next(d for d in _examples() if d["kind"] == "InferenceDeployment"))
+    body["metadata"]["name"] = f"{body['metadata']['name']}-gated"
+    body["spec"]["model"]["weightsSecretRef"] = {"name": "hf-token", "key": "token"}
+    return body
+
+
+BASES = _examples() + _scenario_objects() + [_gated()]
 EXAMPLE = _examples()  # the first example's pools and endpoint back a deployment's children
 
 HOSTILE: tuple[Any, ...] = (

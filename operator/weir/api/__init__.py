@@ -12,6 +12,7 @@ from weir.api.deployment import (
     InferenceDeploymentSpec,
     ModelSpec,
     PoolBinding,
+    WeightsSecretRef,
 )
 from weir.api.hosted import HostedEndpointSpec, HostedLatency, SecretKeyRef
 from weir.api.pool import CapacityPoolSpec, CapacityType, Toleration
@@ -37,6 +38,7 @@ __all__ = [
     "SecretKeyRef",
     "SpecError",
     "Toleration",
+    "WeightsSecretRef",
     "describe_validation_error",
     "load_profile",
     "load_profiles",

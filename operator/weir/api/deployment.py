@@ -12,12 +12,19 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from weir.api._base import Spec
-from weir.api._types import MAX_DOLLARS_PER_HOUR, DnsLabel, ImageRef, ModelRef
+from weir.api._types import MAX_DOLLARS_PER_HOUR, DnsLabel, ImageRef, ModelRef, SecretDataKey
+from weir.api.hosted import SecretKeyRef
 from weir.api.slo import SLO, CostTargets
 
 # What TensorRT-LLM serves (weir.engines.launch.Precision says the same; a test checks).
 Precision = Literal["bf16", "fp16", "fp8", "nvfp4", "int4_awq"]
 MAX_POOLS = 16
+
+
+class WeightsSecretRef(SecretKeyRef):
+    """Where the Hugging Face token lives: a key in a Secret of the deployment's namespace."""
+
+    key: SecretDataKey = Field(default="token", description="Key inside the Secret.")
 
 
 class ModelSpec(Spec):
@@ -34,6 +41,13 @@ class ModelSpec(Spec):
     engine_image: ImageRef = Field(
         default="nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
         description="Engine container image with a pinned tag or digest (TensorRT-LLM).",
+    )
+    weights_secret_ref: WeightsSecretRef | None = Field(
+        default=None,
+        description="Secret with the Hugging Face token the engine downloads gated weights with "
+        "(meta-llama and other gated repos); empty for public models. The token never passes "
+        "through weir: the engine pod reads it as HF_TOKEN through a secretKeyRef (so whoever may "
+        "write this resource can pick an engineImage that reads the key).",
     )
 
 

@@ -7,7 +7,8 @@ always give the same objects, and the tests check them without a cluster.
 
 Owned objects, all with an owner reference (deleting the resource deletes them):
 - per pool in use, a Deployment of TensorRT-LLM engine pods placed on the pool
-  (node selector, tolerations, GPU requests), and its options ConfigMap;
+  (node selector, tolerations, GPU requests, HF_TOKEN from the named Secret), and
+  its options ConfigMap;
 - a Service over every engine pod, whatever the pool (the router discovers
   the pods through its EndpointSlices);
 - the router's ConfigMap (settings and the live spill policy), Deployment and
@@ -38,6 +39,7 @@ from weir.controller.isolation import PrometheusPeer, network_policies
 from weir.engines.launch import (
     HTTP_PORT,
     Placement,
+    SecretKeyRef,
     TrtllmLaunch,
     container_security_context,
     engine_deployment,
@@ -208,6 +210,8 @@ def _launch(spec: InferenceDeploymentSpec) -> TrtllmLaunch:
 def engine_children(inputs: Inputs) -> list[dict[str, Any]]:
     """Per pool: the engine Deployment and its options ConfigMap."""
     owner, launch = inputs.owner, _launch(inputs.spec)
+    ref = inputs.spec.model.weights_secret_ref  # HF_TOKEN by secretKeyRef: never the value
+    hf_token = None if ref is None else SecretKeyRef(name=ref.name, key=ref.key)
     children = []
     for binding in inputs.spec.pools:
         pool = inputs.pools[binding.pool]
@@ -233,6 +237,7 @@ def engine_children(inputs: Inputs) -> list[dict[str, Any]]:
             placement,
             replicas=inputs.replicas.get(binding.pool, binding.min_replicas),
             labels=labels,
+            hf_token=hf_token,
         )
         configmap = options_configmap(options_configmap_name(name), owner.namespace, launch)
         configmap["metadata"].setdefault("labels", {}).update(_labels(owner, "engine"))

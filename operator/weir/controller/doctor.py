@@ -3,9 +3,10 @@
 Gathers the facts `weir.controller.doctor_checks` judges: weir's CRDs and
 whether their schema is this version's, the nodes and which pools they can
 serve, pools, hosted endpoints (reachable? their key's Secret present?), each
-InferenceDeployment's last decision (is an operator acting?), and whether
-Prometheus holds the router and engine series the operator's queries group
-by. Read-only: it changes nothing, and never prints a Secret's content.
+InferenceDeployment's weights Secret (present, with its key?) and last
+decision (is an operator acting?), and whether Prometheus holds the router
+and engine series the operator's queries group by. Read-only: it changes
+nothing, and never prints a Secret's content (it keeps its key names only).
 Exit code 1 when anything is wrong, so it can gate a rollout.
 """
 
@@ -167,6 +168,18 @@ def _series(url: str) -> tuple[str, frozenset[Any], frozenset[Any]]:
     return "ok", router_keys, engine_keys
 
 
+def _secret_keys(core: Any, named: set[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
+    """The key names of each Secret named (absent when it cannot be read); values are dropped."""
+    secrets = {}
+    for ns, name in sorted(named):
+        try:
+            secret = _raw(core.read_namespaced_secret, name, ns)
+        except ApiException:
+            continue
+        secrets[(ns, name)] = frozenset((secret.get("data") or {}).keys())
+    return secrets
+
+
 def _reachable(base_url: str) -> str:
     """Any HTTP answer (a 401 too: no key is sent) means the endpoint is there."""
     try:
@@ -191,15 +204,17 @@ def gather(api: client.ApiClient, prometheus_url: str) -> Facts:
         hosted[(meta["namespace"], meta["name"])] = _validated(
             HostedEndpointSpec, item.get("spec"), f"HostedEndpoint {meta['name']}"
         )
-    secrets: dict[tuple[str, str], frozenset[str]] = {}
-    for (ns, _), spec in hosted.items():
-        if isinstance(spec, HostedEndpointSpec) and spec.secret_ref is not None:
-            try:
-                secret = _raw(core.read_namespaced_secret, spec.secret_ref.name, ns)
-                secrets[(ns, spec.secret_ref.name)] = frozenset((secret.get("data") or {}).keys())
-            except ApiException:
-                continue
     items = custom.list_cluster_custom_object(GROUP, VERSION, "inferencedeployments")["items"]
+    deployments = tuple(_deployment(core, item) for item in items)
+    named = {
+        (ns, spec.secret_ref.name)
+        for (ns, _), spec in hosted.items()
+        if isinstance(spec, HostedEndpointSpec) and spec.secret_ref is not None
+    } | {
+        (d.namespace, d.spec.model.weights_secret_ref.name)
+        for d in deployments
+        if d.spec is not None and d.spec.model.weights_secret_ref is not None
+    }
     state, router_series, engine_series = _series(prometheus_url)
     urls = {spec.base_url for spec in hosted.values() if isinstance(spec, HostedEndpointSpec)}
     return Facts(
@@ -207,8 +222,8 @@ def gather(api: client.ApiClient, prometheus_url: str) -> Facts:
         nodes=_nodes(core),
         pools=pools,
         hosted=hosted,
-        secrets=secrets,
-        deployments=tuple(_deployment(core, item) for item in items),
+        secrets=_secret_keys(core, named),
+        deployments=deployments,
         prometheus=state,
         router_series=router_series,
         engine_series=engine_series,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec, SecretKeyRef
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class Facts:
     nodes: tuple[Node, ...]
     pools: Mapping[str, CapacityPoolSpec | str]  # name -> spec | why it does not validate
     hosted: Mapping[tuple[str, str], HostedEndpointSpec | str]
-    secrets: Mapping[tuple[str, str], frozenset[str]]  # (ns, name) -> keys present
+    # (ns, name) -> keys present, of the Secrets endpoints and deployments name
+    secrets: Mapping[tuple[str, str], frozenset[str]]
     deployments: tuple[DeploymentFacts, ...]
     prometheus: str  # "ok" | what is wrong
     router_series: frozenset[tuple[str, str]] = frozenset()  # (ns, deployment)
@@ -122,17 +123,20 @@ def check_pools(facts: Facts) -> list[Finding]:
     return found
 
 
-def _secret_finding(facts: Facts, ns: str, name: str, hosted: HostedEndpointSpec) -> Finding:
-    ref = hosted.secret_ref
-    subject = f"{ns}/{name}"
-    if ref is None:
-        return Finding("hosted key", subject, True, "no key needed")
+def _secret_finding(
+    facts: Facts, check: str, ns: str, name: str, ref: SecretKeyRef, then: str = ""
+) -> Finding:
+    """Whether the Secret `ref` names exists in `ns` and holds its key (names only, no values).
+
+    `then` says what the fault breaks, appended to the fault.
+    """
+    subject, secret = f"{ns}/{name}", f"Secret {ns}/{ref.name}"
     keys = facts.secrets.get((ns, ref.name))
     if keys is None:
-        return Finding("hosted key", subject, False, f"Secret {ns}/{ref.name} does not exist")
+        return Finding(check, subject, False, f"{secret} does not exist{then}")
     if ref.key not in keys:
-        return Finding("hosted key", subject, False, f"Secret {ns}/{ref.name} has no key {ref.key}")
-    return Finding("hosted key", subject, True, f"Secret {ns}/{ref.name} has {ref.key}")
+        return Finding(check, subject, False, f"{secret} has no key {ref.key}{then}")
+    return Finding(check, subject, True, f"{secret} has {ref.key}")
 
 
 def check_hosted(facts: Facts) -> list[Finding]:
@@ -142,7 +146,10 @@ def check_hosted(facts: Facts) -> list[Finding]:
         if isinstance(hosted, str):
             found.append(Finding("hosted", subject, False, hosted))
             continue
-        found.append(_secret_finding(facts, ns, name, hosted))
+        if hosted.secret_ref is None:
+            found.append(Finding("hosted key", subject, True, "no key needed"))
+        else:
+            found.append(_secret_finding(facts, "hosted key", ns, name, hosted.secret_ref))
         state = facts.reachable.get(hosted.base_url, "not tried")
         prices = hosted.dollars_per_million_output_tokens > 0
         ok = state == "ok" and prices
@@ -163,6 +170,10 @@ def _deployment(facts: Facts, d: DeploymentFacts) -> list[Finding]:
         found.append(
             Finding("deployment", subject, False, f"refers to missing {', '.join(missing)}")
         )
+    weights = d.spec.model.weights_secret_ref
+    if weights is not None:
+        then = ": engine pods cannot start (CreateContainerConfigError)"
+        found.append(_secret_finding(facts, "weights", d.namespace, d.name, weights, then))
     if d.last_decision_age_s is None or d.last_decision_age_s > 3 * d.spec.control.period_seconds:
         age = "never" if d.last_decision_age_s is None else f"{d.last_decision_age_s:.0f} s ago"
         found.append(
