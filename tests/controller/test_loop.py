@@ -263,3 +263,41 @@ async def test_plain_http_hosted_endpoints_need_the_operators_leave() -> None:
     assert _conditions(fake)["Ready"]["status"] == "True"
     args = _router(fake)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--allow-insecure-hosted=10.1.0.0/16" in args
+
+
+def _hf_tokens(fake: FakeCluster) -> list[dict]:
+    """The HF_TOKEN entries of every engine container the loop applied."""
+    return [
+        env
+        for m in fake.children.get((NS, NAME), [])
+        if m["kind"] == "Deployment" and not m["metadata"]["name"].endswith("router")
+        for container in m["spec"]["template"]["spec"]["containers"]
+        for env in container.get("env", [])
+        if env["name"] == "HF_TOKEN"
+    ]
+
+
+async def test_engines_read_a_weights_secret_only_once_it_names_the_deployment() -> None:
+    fake, clock = _cluster(), Clock()
+    body = fake.deployments[(NS, NAME)]
+    body["spec"]["model"]["weightsSecretRef"] = {"name": "hf"}
+    fake.secrets[(NS, "hf")] = {"token": "hf_never_in_status"}
+    fake.weights_readers[(NS, "hf")] = ("another-deployment",)
+    ctx = _operator(fake, Source(busy(5.0)), clock)
+    ctx.cluster = _cached(fake)
+    await _steps(ctx, clock, 2)
+    ready = _conditions(fake)["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "InvalidReference"
+    assert "does not allow llm" in ready["message"]
+    assert _hf_tokens(fake) == []  # nothing that reads it was applied
+    fake.weights_readers[(NS, "hf")] = ("another-deployment", NAME)
+    await _steps(ctx, clock, 2)  # a refusal is never remembered: asked again at once
+    assert _conditions(fake)["Ready"]["status"] == "True"
+    secret_ref = {"secretKeyRef": {"name": "hf", "key": "token"}}
+    assert _hf_tokens(fake) and all(
+        e == {"name": "HF_TOKEN", "valueFrom": secret_ref} for e in _hf_tokens(fake)
+    )
+    checks = fake.called("check_weights_secret")
+    await _steps(ctx, clock, 3)  # a good answer is kept for a while: warm steps ask nothing
+    assert fake.called("check_weights_secret") == checks
+    assert "hf_never_in_status" not in str(fake.deployments[(NS, NAME)]["status"])

@@ -1,8 +1,9 @@
 """The operator reads a Secret's metadata only, on the real API server.
 
-A hosted key must not pass through the operator: it needs only the opt-in
-annotation of the Secret a HostedEndpoint names, and the existence of the
-client-token Secret it creates. So both reads ask for PartialObjectMetadata.
+A hosted key or a weights token must not pass through the operator: it needs
+only the opt-in annotation of the Secret a HostedEndpoint or a deployment's
+weightsSecretRef names, and the existence of the client-token Secret it
+creates. So every read asks for PartialObjectMetadata.
 The tests record every byte the API server sends back to the operator's
 client and look for the key in them; a reply that is not metadata (a proxy
 that ignores the Accept header) is refused, so the guarantee cannot lapse
@@ -30,6 +31,7 @@ from weir.controller.port import OwnerRef
 from weir.controller.references import (
     METADATA_ONLY,
     SECRET_OPT_IN,
+    WEIGHTS_OPT_IN,
     read_hosted,
     read_secret_metadata,
 )
@@ -156,6 +158,29 @@ def test_the_client_token_secret_is_checked_by_its_metadata(weir_crds: Any, name
         assert kube.ensure_secret(namespace, "tokens", ref, "token") is False
     assert rec.accepts == [METADATA_ONLY]
     assert not rec.saw(token) and not rec.saw('"data"')
+
+
+def test_a_weights_secret_must_name_the_deployment_and_is_read_as_metadata(
+    weir_crds: Any, namespace: str
+) -> None:
+    """The engines read the Hugging Face token; the operator only checks the opt-in."""
+    _secret(weir_crds, namespace, "hf", {WEIGHTS_OPT_IN: "other"})
+    kube = KubeCluster(weir_crds.api)
+    with (
+        recording(weir_crds.api) as rec,
+        pytest.raises(InvalidReferenceError, match=f"annotate the Secret {WEIGHTS_OPT_IN}=llm"),
+    ):
+        kube.check_weights_secret(namespace, "llm", "hf")
+    with pytest.raises(InvalidReferenceError, match="Secret absent not found"):
+        kube.check_weights_secret(namespace, "llm", "absent")
+    weir_crds.core.patch_namespaced_secret(
+        "hf", namespace, {"metadata": {"annotations": {WEIGHTS_OPT_IN: "other, llm"}}}
+    )
+    with recording(weir_crds.api) as allowed:
+        kube.check_weights_secret(namespace, "llm", "hf")
+    for recorder in (rec, allowed):
+        assert recorder.accepts == [METADATA_ONLY]
+        assert not recorder.saw(KEY) and not recorder.saw('"data"')
 
 
 class _IgnoresAccept(BaseHTTPRequestHandler):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec
+from weir.controller.children import InvalidReferenceError
 from weir.controller.port import (
     ApplyResult,
     ClusterError,
@@ -48,6 +49,8 @@ class FakeCluster:
     nodes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     # (namespace, name) -> data of the Secrets the operator created
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # (namespace, Secret) -> the InferenceDeployments its opt-in annotation names
+    weights_readers: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     _fail: dict[str, ClusterError] = field(default_factory=dict)
@@ -144,6 +147,15 @@ class FakeCluster:
         merged = dict(body.get("status") or {})
         merged.update(copy.deepcopy(status))
         body["status"] = merged
+
+    def check_weights_secret(self, namespace: str, owner: str, secret: str) -> None:
+        self._call("check_weights_secret", namespace, secret)
+        if (namespace, secret) not in self.secrets:
+            raise InvalidReferenceError(f"model.weightsSecretRef: Secret {secret} not found")
+        if owner not in self.weights_readers.get((namespace, secret), ()):
+            raise InvalidReferenceError(
+                f"model.weightsSecretRef: Secret {secret} does not allow {owner}"
+            )
 
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         self._call("ensure_secret", namespace, name)

@@ -46,8 +46,10 @@ class ModelSpec(Spec):
         default=None,
         description="Secret with the Hugging Face token the engine downloads gated weights with "
         "(meta-llama and other gated repos); empty for public models. The token never passes "
-        "through weir: the engine pod reads it as HF_TOKEN through a secretKeyRef (so whoever may "
-        "write this resource can pick an engineImage that reads the key).",
+        "through weir: the engine pod reads it as HF_TOKEN through a secretKeyRef. Whoever "
+        "writes this resource picks the engine image, so the Secret must opt in: its annotation "
+        "weir.dev/inference-deployments names the InferenceDeployments (comma-separated) that "
+        "may read it; otherwise nothing is applied and Ready is False.",
     )
 
 

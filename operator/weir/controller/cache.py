@@ -48,6 +48,8 @@ class WatchCache:
     secrets: set[tuple[str, str]] = field(default_factory=set)
     # (namespace, endpoint) -> when its key Secret's opt-in was last checked (monotonic s)
     opt_in_checked: dict[tuple[str, str], float] = field(default_factory=dict)
+    # (namespace, owner, Secret) -> when the weights Secret's opt-in was last found good
+    weights_checked: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def pool_seen(self, name: str, spec: Mapping[str, Any] | None) -> None:
         """A CapacityPool event (spec None: deleted)."""
@@ -156,6 +158,17 @@ class CachedCluster:
 
     def write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.inner.write_status(namespace, name, status)
+
+    def check_weights_secret(self, namespace: str, owner: str, secret: str) -> None:
+        """Asked again once OPT_IN_RECHECK_S has passed (Secrets are not watched), and at
+        once after a refusal: only a good answer is remembered."""
+        key = (namespace, owner, secret)
+        checked = self.cache.weights_checked.get(key)
+        if checked is not None and time.monotonic() - checked < OPT_IN_RECHECK_S:
+            return
+        self.cache.weights_checked.pop(key, None)
+        self.inner.check_weights_secret(namespace, owner, secret)
+        self.cache.weights_checked[key] = time.monotonic()
 
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         if (namespace, name) in self.cache.secrets:

@@ -29,7 +29,12 @@ from weir.controller.port import (
     OwnerRef,
     References,
 )
-from weir.controller.references import METADATA_ONLY, read_hosted, read_pools
+from weir.controller.references import (
+    METADATA_ONLY,
+    check_weights_secret,
+    read_hosted,
+    read_pools,
+)
 from weir.controller.spot import drain_node
 
 GROUP, VERSION, PLURAL = "weir.dev", "v1alpha1", "inferencedeployments"
@@ -80,6 +85,9 @@ class KubeCluster:
             )
         except ApiException as exc:
             raise wrap_api_error(f"write status of {namespace}/{name}", exc, ClusterError) from exc
+
+    def check_weights_secret(self, namespace: str, owner: str, secret: str) -> None:
+        check_weights_secret(self.api, namespace, owner, secret)
 
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         core = client.CoreV1Api(self.api)

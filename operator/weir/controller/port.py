@@ -98,6 +98,11 @@ class ClusterPort(Protocol):
         """Merge-patch the InferenceDeployment's status subresource."""
         ...
 
+    def check_weights_secret(self, namespace: str, owner: str, secret: str) -> None:
+        """Refuse (InvalidReferenceError) a weights Secret that is missing or whose opt-in
+        annotation does not name the InferenceDeployment `owner`; reads metadata only."""
+        ...
+
     def ensure_secret(self, namespace: str, name: str, owner: OwnerRef, key: str) -> bool:
         """Create the Secret `name` with a fresh random token under `key` unless it exists
         (never overwritten: clients hold its token); True when it was created."""

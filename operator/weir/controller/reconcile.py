@@ -165,6 +165,9 @@ def reconcile(
         return Outcome(False, "InvalidReference", message, problem=message)
     digest = hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
     try:
+        weights = spec.model.weights_secret_ref
+        if weights is not None:  # its engines read the token: the Secret must allow this owner
+            cluster.check_weights_secret(owner.namespace, owner.name, weights.name)
         if settings.client_auth:  # before the router that mounts it
             cluster.ensure_secret(
                 owner.namespace,
@@ -180,6 +183,8 @@ def reconcile(
             )
             if applied is not None:
                 applied[owner.uid] = digest
+    except InvalidReferenceError as exc:
+        return Outcome(False, "InvalidReference", str(exc), problem=str(exc))
     except ClusterError as exc:
         if applied is not None:
             applied.pop(owner.uid, None)  # apply everything again next time

@@ -1,4 +1,5 @@
-"""Reading what an InferenceDeployment refers to: CapacityPools and a HostedEndpoint.
+"""Reading what an InferenceDeployment refers to: CapacityPools, a HostedEndpoint
+and the Secret its engines read the model's weights token from.
 
 Referenced objects are read fresh at every reconcile (level-based); a missing
 or invalid one becomes an InvalidReferenceError with a message for the
@@ -9,7 +10,10 @@ will send that Secret's value to the endpoint's `baseUrl`, so a Secret must
 name the endpoints it may be sent to (annotation `weir.dev/hosted-endpoints`,
 comma-separated names). Without that, anyone who may create a
 HostedEndpoint in the namespace could have any of its Secrets sent to a
-server of their choice.
+server of their choice. The same holds for the weights token: an engine pod
+reads it, and whoever writes the InferenceDeployment picks the engine image, so
+the Secret must name the InferenceDeployments that may read it (annotation
+`weir.dev/inference-deployments`, comma-separated names).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from weir.controller.children import InvalidReferenceError
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
 SECRET_OPT_IN = "weir.dev/hosted-endpoints"
+WEIGHTS_OPT_IN = "weir.dev/inference-deployments"
 # Ask the API server for the object's metadata only (supported since 1.15).
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
@@ -95,6 +100,19 @@ def read_hosted(
     return hosted
 
 
+def check_weights_secret(api: client.ApiClient, namespace: str, owner: str, secret: str) -> None:
+    """Refuse a weights Secret that is missing or does not name `owner` (metadata only)."""
+    meta = read_secret_metadata(api, namespace, secret)
+    if meta is None:
+        raise InvalidReferenceError(f"model.weightsSecretRef: Secret {secret} not found")
+    if not _names(meta.get("annotations"), WEIGHTS_OPT_IN, owner):
+        raise InvalidReferenceError(
+            f"model.weightsSecretRef: Secret {secret} does not allow InferenceDeployment "
+            f"{owner}; annotate the Secret {WEIGHTS_OPT_IN}={owner} to let its engines read "
+            "the token"
+        )
+
+
 def read_secret_metadata(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """A Secret's metadata, or None when it does not exist; its data is never sent.
 
@@ -134,9 +152,14 @@ def read_secret_metadata(api: client.ApiClient, namespace: str, name: str) -> di
 
 def check_secret_opt_in(annotations: dict[str, str] | None, endpoint: str, secret: str) -> None:
     """Refuse a Secret that does not name `endpoint` in its opt-in annotation."""
-    names = (annotations or {}).get(SECRET_OPT_IN, "")
-    if endpoint not in {n.strip() for n in names.split(",")}:
+    if not _names(annotations, SECRET_OPT_IN, endpoint):
         raise InvalidReferenceError(
             f"HostedEndpoint {endpoint}: Secret {secret} does not allow it; annotate the Secret "
             f"{SECRET_OPT_IN}={endpoint} to let weir send its key to that endpoint"
         )
+
+
+def _names(annotations: dict[str, str] | None, annotation: str, name: str) -> bool:
+    """Whether the opt-in annotation's comma-separated list names `name`."""
+    listed = (annotations or {}).get(annotation, "")
+    return name in {n.strip() for n in listed.split(",")}
