@@ -130,12 +130,18 @@ def _counter(families: dict[str, Any], name: str) -> float:
     return sum(s.value for s in family.samples if s.name.endswith("_total")) if family else 0.0
 
 
-def _gap_quantiles(families: dict[str, Any]) -> tuple[float | None, float | None]:
-    """p50 and max (bucket upper bounds) of step gaps; None when no deployment stepped twice."""
+def _buckets(families: dict[str, Any]) -> dict[float, float]:
     family = families["weir_control_step_gap_seconds"]
-    buckets = sorted(
-        (float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")
-    )
+    return {float(s.labels["le"]): s.value for s in family.samples if s.name.endswith("_bucket")}
+
+
+def _gap_quantiles(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[float | None, float | None]:
+    """p50 and max (bucket upper bounds) of the step gaps between the two scrapes (the
+    steady state, not the creation before it); None when no deployment stepped twice."""
+    start = _buckets(before)
+    buckets = sorted((le, count - start.get(le, 0.0)) for le, count in _buckets(after).items())
     total = buckets[-1][1] if buckets else 0.0
     if total == 0:
         return None, None
@@ -263,7 +269,7 @@ def bench_operator(deployments: int, period: float, observe: float, out: Path) -
         collections = _counter(after, "weir_metrics_collections")
         queries = _counter(after, "weir_metrics_queries")
         steps = _counter(after, "weir_control_steps") - _counter(before, "weir_control_steps")
-        gap_p50, gap_max = _gap_quantiles(after)
+        gap_p50, gap_max = _gap_quantiles(before, after)
         summary = {
             "deployments": deployments,
             "period_seconds": period,
@@ -277,8 +283,9 @@ def bench_operator(deployments: int, period: float, observe: float, out: Path) -
             "operator_rss_mb": round(rss_peak, 1),
             "apply_to_children_p50_s": _percentile(latencies, 0.5) if latencies else None,
             "apply_to_children_p99_s": _percentile(latencies, 0.99) if latencies else None,
-            "how": "cycle = time between two control steps of the same deployment (histogram "
-            "bucket bounds; none when no deployment got a second step in the window); "
+            "how": "cycle = time between two control steps of the same deployment, over the "
+            "steady state only (histogram bucket bounds, inf beyond the last, 120 s; none when no "
+            "deployment got a second step in the window); "
             "apply_to_children = create call to the router Deployment "
             "seen by a watch; router replicas 0 and pool minimum 0 (no pods); "
             "delete_all = namespace deleted until gone (the operator releases every finalizer)",
