@@ -37,7 +37,7 @@ _CHAT_OPEN = (
 )
 _DONE = b"data: [DONE]\n\n"
 MODEL = "standin"  # the name answered when the request names none
-_BATCH_TOKENS = 256  # tokens sent back to back per write (about 40 KB)
+_BATCH_TOKENS = 256  # most tokens per write to a backed-up reader (about 40 KB)
 
 
 @functools.lru_cache(maxsize=64)
@@ -188,17 +188,18 @@ class _Conn(asyncio.Protocol):
         opening, token = _chunks(model)
         t.write(_HEAD_SSE + _chunked(opening))
         token = _chunked(token)
-        # Tokens sent back to back go out in batches, the same bytes in fewer writes:
-        # on Python 3.12+ each write to a transport whose buffer is backed up costs
-        # time in the buffer's length (CPython gh-146507), so 100,000 one-token
-        # writes to a slow reader took half a minute instead of a second.
+        # One write per token while the reader keeps up (as an engine streams). Once the
+        # transport's buffer backs up, tokens due back to back are batched, the same bytes
+        # in fewer writes: on Python 3.12+ each write to a backed-up transport costs time
+        # in the buffer's length (CPython gh-146507), so 100,000 one-token writes to a
+        # slow reader took half a minute instead of a second.
         batch = 0
         for i in range(n):
             cut = s.cut_after is not None and i == s.cut_after
             stall = s.stall_after is not None and i == s.stall_after
             pause = s.pause_after is not None and i == s.pause_after
             delay = bool(i and s.delay_s)
-            if batch and (cut or stall or pause or delay or batch == _BATCH_TOKENS):
+            if batch and (cut or stall or pause or delay):
                 t.write(token * batch)  # what is due goes out before any wait
                 batch = 0
             if cut:
@@ -213,6 +214,9 @@ class _Conn(asyncio.Protocol):
             if self.closed:
                 return
             batch += 1
+            if batch == _BATCH_TOKENS or not t.get_write_buffer_size():
+                t.write(token * batch)
+                batch = 0
         tail = (usage_event(s.prompt_tokens, n, model) if usage else b"") + _DONE
         t.write(token * batch + _chunked(tail) + b"0\r\n\r\n")
         self.stats.completed += 1

@@ -306,7 +306,7 @@ def bench_operator(deployments: int, period: float, observe: float, out: Path) -
                     }
                 ),
                 f"namespace {prefix} to be deleted (the operator releases its finalizers)",
-                max(300.0, deployments * 1.5),
+                max(900.0, deployments * 1.5),
                 interval_s=1.0,
             )
         finally:
