@@ -38,9 +38,20 @@ def stand_in_operator() -> Iterator[subprocess.Popen[bytes]]:
     """A process whose command line is an operator's (it only sleeps)."""
     proc = subprocess.Popen(
         # its only work is to exist with an operator's argv until the test kills it
-        [sys.executable, "-c", "import time; time.sleep(120)", "weir", "operator", "run"]
+        [
+            sys.executable,
+            "-c",
+            "import time; print('up', flush=True); time.sleep(120)",
+            "weir",
+            "operator",
+            "run",
+        ],
+        stdout=subprocess.PIPE,
     )
     try:
+        # Its first line says the interpreter runs with that argv: a busy machine can be
+        # slow to get there, and a process table read before then would not show it.
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
         yield proc
     finally:
         proc.kill()
