@@ -45,6 +45,10 @@ def is_operator_command(argv: Sequence[str]) -> bool:
 def operator_processes(exclude: frozenset[int] = frozenset()) -> list[RunningOperator]:
     """weir operator processes on this machine, whichever cluster they were given."""
     found = []
+    # psutil keeps the Process objects of earlier calls; a PID reused since then (pid_max
+    # is 32768 here, and a long test session wraps it) would be read through the stale one
+    # and skipped, so each call starts from the process table as it is now.
+    psutil.process_iter.cache_clear()
     for proc in psutil.process_iter(["pid", "cmdline"]):
         argv = proc.info.get("cmdline") or []
         if proc.info["pid"] in exclude or not is_operator_command(argv):

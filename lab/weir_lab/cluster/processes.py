@@ -100,6 +100,7 @@ def find_owned(state_dir: Path) -> list[psutil.Process]:
     marker = str(state_dir.resolve())
     me = os.getpid()
     found = []
+    psutil.process_iter.cache_clear()  # no stale Process for a reused PID (see operators.py)
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info.get("cmdline") or []
         if proc.pid != me and any(_names_dir(arg, marker) for arg in cmdline):
