@@ -161,12 +161,11 @@ class CachedCluster:
 
     def check_weights_secret(self, namespace: str, owner: str, secret: str) -> None:
         """Asked again once OPT_IN_RECHECK_S has passed (Secrets are not watched), and at
-        once after a refusal: only a good answer is remembered."""
+        once after a refusal: only a good answer is remembered (a refusal raises first)."""
         key = (namespace, owner, secret)
         checked = self.cache.weights_checked.get(key)
         if checked is not None and time.monotonic() - checked < OPT_IN_RECHECK_S:
             return
-        self.cache.weights_checked.pop(key, None)
         self.inner.check_weights_secret(namespace, owner, secret)
         self.cache.weights_checked[key] = time.monotonic()
 
