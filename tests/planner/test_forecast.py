@@ -22,6 +22,30 @@ def test_single_spike_does_not_move_the_level() -> None:
     assert spiked.rate_rps == pytest.approx(calm.rate_rps, rel=0.05)
 
 
+def test_two_spiked_samples_move_the_level_twofold_not_a_hundredfold() -> None:
+    """A hostile or broken exporter twice in a row (100x the requests): the level may
+    rise no faster than a doubling per LEVEL_DOUBLING_S, so two spiked samples 15 s
+    apart make it twice the calm level, and the upper quantile stays near it."""
+    calm = forecast(_history([10.0] * 40), 315, 60)
+    spiked = forecast(_history([10.0] * 38 + [1000.0] * 2), 315, 60)
+    assert spiked.rate_rps <= 2.0 * calm.rate_rps + 1e-9
+    assert spiked.upper_rps <= 3.0 * calm.upper_rps
+
+
+def test_a_real_flash_crowd_is_believed_within_a_few_periods() -> None:
+    """The bound slows belief in a jump, not belief in a real one: 100x demand that stays
+    is the level within 9 samples (about two minutes, under one cold start)."""
+    history = [10.0] * 40 + [1000.0] * 9
+    assert forecast(_history(history), 315, 60).rate_rps >= 990.0
+    assert forecast(_history(history[:-5]), 315, 60).rate_rps < 200.0
+
+
+def test_an_idle_deployment_wakes_from_a_floor() -> None:
+    """From zero demand the bound starts at a few requests per window, not at zero."""
+    woken = forecast(_history([0.0] * 20 + [50.0] * 12), 315, 60)
+    assert woken.rate_rps >= 49.0
+
+
 def test_sustained_rise_is_followed() -> None:
     rising = forecast(_history([10.0] * 30 + [20.0] * 3), 315, 60)
     assert rising.rate_rps >= 19.0

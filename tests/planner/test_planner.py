@@ -278,6 +278,34 @@ def test_one_scrape_with_token_counts_far_too_high_buys_nothing(
     assert fleets[-1] == calm[-1]
 
 
+def test_two_spiked_demand_samples_do_not_buy_the_maximum(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """Two consecutive windows with 100x the requests (a broken or hostile exporter) once
+    took a 1-replica fleet to 33 replicas; they now buy at most what twice the demand
+    needs, and the fleet is back to its calm size once the stabilisation window ends."""
+    calm = [sum(p.replicas.values()) for p in _run(spec, profiles, [4.0] * 100)]
+    twice = _run(spec, profiles, [8.0] * 100)[-1]
+    spiked = [
+        sum(p.replicas.values())
+        for p in _run(spec, profiles, [4.0] * 60 + [400.0] * 2 + [4.0] * 38)
+    ]
+    assert max(spiked) <= sum(twice.replicas.values()), spiked[55:75]
+    limit = sum(b.max_replicas for b in spec.deployment.pools)
+    assert max(spiked) < limit
+    assert spiked[-1] == calm[-1]
+
+
+def test_a_sustained_flash_crowd_is_planned_for_within_a_minute(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """The bound on how fast believed demand grows costs a real 10x crowd a few periods
+    (the router spills it meanwhile), not a cold start."""
+    settled = sum(_run(spec, profiles, [40.0] * 40)[-1].replicas.values())
+    fleets = [sum(p.replicas.values()) for p in _run(spec, profiles, [4.0] * 60 + [40.0] * 40)]
+    assert max(fleets[60:65]) >= settled, fleets[58:70]
+
+
 def test_a_real_shift_to_longer_outputs_is_still_learned(
     spec: PlanningSpec, profiles: dict[str, EngineProfile]
 ) -> None:

@@ -2,12 +2,16 @@
 
 The planner must order capacity one cold start ahead, so it needs demand at
 that horizon and how far above it demand may plausibly be. Metrics are
-noisy, can have gaps, and one bad scrape must not buy GPUs: the level is the
-median of the latest samples (a lone spike moves nothing, a sustained rise
-moves it within two periods), the trend is a damped Theil-Sen slope (only once
-there are two minutes of samples: a cold start is not a trend), and the
-spread comes from how much demand actually moved over one horizon in the
-recent past, with a Poisson floor. No clock: time is in the samples.
+noisy, can have gaps, and bad scrapes must not buy GPUs: the level is the
+median of the latest samples (a lone spike moves nothing), and the demand it
+is taken from may rise at most as fast as an HPA's default scale-up policy
+lets a fleet grow, doubling every LEVEL_DOUBLING_S seconds. Two spiked
+samples then move the level twofold, not a hundredfold, while a real flash
+crowd is believed within a few periods (the router spills its surge to the
+hosted API meanwhile, and a cold start is longer than that). The trend is a
+damped Theil-Sen slope (only once there are two minutes of samples: a cold
+start is not a trend), and the spread comes from how much demand actually
+moved over one horizon in the recent past, with a Poisson floor. No clock: time is in the samples.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ _TREND_SAMPLES = 40
 _MIN_TREND_SAMPLES = 8
 _TREND_DAMPING = 0.5
 _MAX_TREND_HORIZON_S = 300.0
+LEVEL_DOUBLING_S = 15.0  # the demand believed may double this often, no faster
+_FLOOR_REQUESTS = 5.0  # below this many requests per window, growth starts from here
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def forecast(
         raise ValueError(f"window_s must be finite and > 0, got {window_s}")
     if not 0.5 <= quantile < 1:
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
+    samples = believed(samples, window_s)
     rates = [s.rate_rps for s in samples]
     level = median(rates[-_LEVEL_SAMPLES:])
     recent = samples[-_TREND_SAMPLES:]
@@ -89,6 +96,25 @@ def forecast(
     sigma = math.sqrt(sigma**2 + poisson**2)
     z = NormalDist().inv_cdf(quantile)
     return Forecast(point, sigma, point + z * sigma, quantile, horizon_s, len(samples))
+
+
+def believed(samples: Sequence[DemandSample], window_s: float) -> tuple[DemandSample, ...]:
+    """The samples with each rise bounded: at most a doubling per LEVEL_DOUBLING_S over the
+    demand believed before it (from a floor of a few requests per window, so an idle
+    deployment can wake). Falls pass unchanged; a fall that is a lost scrape is the
+    metrics source's to catch, as an unhealthy snapshot."""
+    floor = _FLOOR_REQUESTS / window_s
+    out: list[DemandSample] = []
+    for s in samples:
+        if out:
+            prev = out[-1]
+            gap = max(s.at_s - prev.at_s, 0.0)
+            bound = max(prev.rate_rps, floor) * 2.0 ** (gap / LEVEL_DOUBLING_S)
+            if s.rate_rps > bound:
+                tokens = s.output_tokens_per_s * bound / s.rate_rps
+                s = DemandSample(s.at_s, bound, tokens)
+        out.append(s)
+    return tuple(out)
 
 
 def _theil_sen(points: Sequence[tuple[float, float]]) -> float:
