@@ -11,7 +11,7 @@ DEMO_OUT ?= out/demo
 $(BIN)/.installed: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,engine]' -e ./lab
+	$(BIN)/pip install -q -e '.[test,engine,plots]' -e ./lab
 	touch $@
 
 setup: $(BIN)/.installed

@@ -18,8 +18,10 @@ source "$here/lib.sh"
 builder=${1:?usage: debian-base.sh podman|buildah|docker}
 suite=${WEIR_DEBIAN_SUITE:-bookworm}
 # python3-venv brings ensurepip (the build stage makes a venv); ca-certificates
-# lets the product reach https endpoints (hosted APIs, the API server's CA aside).
-packages=(ca-certificates python3 python3-venv)
+# lets the product reach https endpoints (hosted APIs, the API server's CA aside);
+# libstdc++6 is what numpy's manylinux wheel expects of the system (the official
+# slim image has it, for its apt).
+packages=(ca-certificates libstdc++6 python3 python3-venv)
 # Essential packages only (no apt, no init): the image never installs packages.
 variant=essential
 mapfile -t sources < <(debian_sources "$suite")

@@ -24,7 +24,7 @@ if [[ ! -f $venv/.installed ]]; then
     find "$venv" -mindepth 1 -delete # what an interrupted install left
     "$python" -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -e '.[test,engine]' -e ./lab \
+    "$venv/bin/pip" install -q -e '.[test,engine,plots]' -e ./lab \
         || die "pip could not install weir on python$version"
     touch "$venv/.installed"
     say "venv made in $((SECONDS - start)) s"

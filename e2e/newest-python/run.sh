@@ -7,10 +7,11 @@
 # a trixie root filesystem made by mmdebstrap (as e2e/image/debian-base.sh
 # makes the image's base), entered with chroot inside a private mount and PID
 # namespace (unshare). Inside, a venv gets exactly what `make setup` installs
-# (-e '.[test,engine]' -e ./lab) and pytest runs the tests that need no
-# cluster and no Prometheus (`-m unit --ignore=tests/cluster`, see below).
+# (-e '.[test,engine,plots]' -e ./lab) and pytest runs the tests that need no
+# cluster and no Prometheus (`-m unit --ignore=tests/cluster --ignore=tests/image`).
 #
-# Usage: e2e/newest-python/run.sh [PYTEST_ARGS...]   default: -m unit --ignore=tests/cluster
+# Usage: e2e/newest-python/run.sh [PYTEST_ARGS...]
+#   default: -m unit --ignore=tests/cluster --ignore=tests/image
 #   WEIR_NEWEST_PYTHON_CACHE   default ~/.cache/weir/newest-python
 #   WEIR_DEBIAN_MIRROR, WEIR_DEBIAN_SECURITY_MIRROR   default deb.debian.org
 #
@@ -178,8 +179,9 @@ trap 'rm -rf "$upper"' EXIT
 mkdir "$upper/up" "$upper/work"
 args=("$@")
 # The unit layer (tests/conftest.py) less tests/cluster, whose unit-marked tests
-# start a second local control plane (the lab's, not the product's Python).
-[[ ${#args[@]} -gt 0 ]] || args=(-m unit --ignore=tests/cluster)
+# start a second local control plane (the lab's, not the product's Python), and
+# tests/image, which runs the image's own Python (3.11) with podman.
+[[ ${#args[@]} -gt 0 ]] || args=(-m unit --ignore=tests/cluster --ignore=tests/image)
 say "entering $suite (python$python); pytest ${args[*]}"
 start=$SECONDS
 status=0

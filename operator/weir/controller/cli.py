@@ -100,7 +100,11 @@ def run(
 
     if kubeconfig:
         os.environ["WEIR_OPERATOR_KUBECONFIG"] = kubeconfig
-        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    # Given by the flag or by WEIR_OPERATOR_KUBECONFIG alone (a container's env), the
+    # kubeconfig is also what kopf's own login reads, from KUBECONFIG.
+    configured = OperatorSettings().kubeconfig
+    if configured:
+        os.environ["KUBECONFIG"] = configured
 
     kopf.configure(verbose=verbose)
     if not standalone:

@@ -7,6 +7,7 @@ plots. Everything measured lives in the library so tests call the same code.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from weir.api.profile import ProfileError
 from weir.sim.bench import POLICY_NAMES, make_policies, run_policies
 from weir.sim.formats import FORMATS, TraceFormat, load_any, parse_columns
 from weir.sim.peers import PeerSetting
-from weir.sim.plots import write_plots
 from weir.sim.readers import TIME_UNITS, TimeUnit
 from weir.sim.recorder import RunResult
 from weir.sim.runner import RunConfig
@@ -33,10 +33,22 @@ from weir.sim.trials import SeedRun, Setup, run_seed, screen, summarise
 from weir.sim.tuning import load_tuned
 from weir.sim.user_resources import whatif_scenario
 from weir.sim.whatif import OPTIONS, StaticMix, assumption_lines, assumptions, classify, decide
-from weir.sim.whatif_report import summary_of, write_report
 from weir.sim.workload import DerivedWorkload, derive, minute_need
 
 _console = Console(width=150)
+_NO_PLOTS = (
+    "{what} writes plots with matplotlib, which this installation lacks "
+    "(weir's image leaves it out): pip install 'weir[plots]'"
+)
+
+
+def _need_matplotlib(what: str) -> None:
+    """The plotting modules are imported where used, after this: matplotlib is an extra
+    (`weir[plots]`), so the operator and the router, which never plot, do not carry it."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException(_NO_PLOTS.format(what=what))
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -257,6 +269,9 @@ def bench_planner(
         f"engine speed {engine_speed:g}x; seed {first.seed} of {len(runs)}"
     )
     plotted = {n: first.run.results[n] for n in shown}
+    _need_matplotlib("weir bench planner")
+    from weir.sim.plots import write_plots
+
     paths = write_plots(plotted, sc.deployment.slo.ttft_seconds, out, context)
     _console.print(f"wrote {out / 'summary.json'} and {', '.join(p.name for p in paths)}")
 
@@ -488,6 +503,9 @@ def whatif(
     )
     _console.print(decided.text())
     if out is not None:
+        _need_matplotlib("weir whatif --out")
+        from weir.sim.whatif_report import summary_of, write_report
+
         summary = summary_of(loaded, work, setup, facts, pattern, results, decided)
         context = f"{loaded.format} trace; {work.description['derivation']}; seed {seed}"
         paths = write_report(out, summary, results, sc.deployment.slo.ttft_seconds, context)
