@@ -16,7 +16,25 @@ from weir_lab.cluster.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "weir"
-ALL_ON = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true"]
+ALL_ON = [
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "podMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+]
+SCRAPE = yaml.safe_load((CHART / "scrape" / "pods.yaml").read_text())
+# prometheus-operator's spelling of a relabel_config's fields
+OPERATOR_FIELDS = {
+    "sourceLabels": "source_labels",
+    "separator": "separator",
+    "regex": "regex",
+    "modulus": "modulus",
+    "targetLabel": "target_label",
+    "replacement": "replacement",
+    "action": "action",
+}
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +318,61 @@ def test_plain_http_hosts_reach_the_operator_as_a_json_list(tools):
         e["name"]: e["value"] for e in default["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert json.loads(env["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == []
+
+
+def as_prometheus(relabeling: dict) -> dict:
+    """A PodMonitor relabeling in Prometheus' spelling, `replace` (the default) left out."""
+    config = {OPERATOR_FIELDS[k]: v for k, v in relabeling.items()}
+    if config.get("action") == "replace":
+        del config["action"]
+    return config
+
+
+def test_pod_monitor_relabels_exactly_as_the_chart_scrape_config(tools):
+    rendered = docs(tools, "--set", "podMonitor.enabled=true")
+    (monitor,) = by_kind(rendered, "PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert [as_prometheus(r) for r in endpoint["relabelings"]] == SCRAPE["relabel_configs"]
+    assert SCRAPE["kubernetes_sd_configs"] == [{"role": "pod"}]
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    selector = monitor["spec"]["selector"]
+    assert selector["matchLabels"] == {"app.kubernetes.io/managed-by": "weir"}
+    assert selector["matchExpressions"] == [
+        {"key": "weir.dev/component", "operator": "In", "values": ["router", "engine"]}
+    ]
+    # the labels the operator's queries group by come from the relabelling
+    targets = {c.get("target_label") for c in SCRAPE["relabel_configs"]}
+    assert {"namespace", "pod", "__metrics_path__"} <= targets
+    (labelmap,) = [c for c in SCRAPE["relabel_configs"] if c.get("action") == "labelmap"]
+    assert labelmap["regex"] == "__meta_kubernetes_pod_label_(.+)"  # weir_dev_deployment
+
+
+def test_monitors_carry_their_configured_labels_and_watch_the_watched_namespaces(tools):
+    rendered = docs(
+        tools,
+        *ALL_ON,
+        *NAMESPACED,
+        "--set",
+        "podMonitor.labels.release=kps",
+        "--set",
+        "serviceMonitor.labels.release=other",
+    )
+    (pods,) = by_kind(rendered, "PodMonitor")
+    (operator,) = by_kind(rendered, "ServiceMonitor")
+    assert pods["metadata"]["labels"]["release"] == "kps"
+    assert pods["metadata"]["labels"]["app.kubernetes.io/instance"] == "weir"
+    assert operator["metadata"]["labels"]["release"] == "other"
+    assert pods["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert by_kind(docs(tools), "PodMonitor") == []  # off unless asked for
+
+
+def test_readme_plain_prometheus_job_is_the_chart_scrape_config():
+    readme = (CHART / "README.md").read_text()
+    blocks = [b.split("\n```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    jobs = [
+        job
+        for block in blocks
+        for job in (yaml.safe_load(block) or {}).get("scrape_configs", [])
+        if job.get("job_name") == SCRAPE["job_name"]
+    ]
+    assert jobs == [SCRAPE]
