@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus package without starting its daemon: weir runs
-# its own Prometheus on loopback with a configuration the project owns, and a
-# packaged daemon on 0.0.0.0:9090 would be a stray listener.
+# Installs Debian's prometheus package without starting its daemon, for its
+# promtool (the chart tests check the alert rules with it). The local cluster's
+# Prometheus is not this one: toolchain/build.sh builds Prometheus 3 with
+# Kubernetes discovery. A packaged daemon on 0.0.0.0:9090 would be a stray
+# listener, hence the policy-rc.d.
 set -euo pipefail
-if command -v prometheus >/dev/null 2>&1; then exit 0; fi
+if command -v promtool >/dev/null 2>&1; then exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "weir: Prometheus is missing and this machine has no apt-get; install Prometheus >= 2.42 so that 'prometheus' is on PATH" >&2
+  echo "weir: Prometheus is missing and this machine has no apt-get; install Prometheus' promtool (>= 2.42) so that 'promtool' is on PATH" >&2
   exit 3
 fi
 sudo=""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) and helm (chart tests) from the Go module proxy.
+# kube-scheduler, kubectl, kwok), helm (chart tests) and Prometheus (the local
+# cluster's, with Kubernetes discovery) from the Go module proxy.
 #
 # Why a script and wrapper modules: k8s.io/kubernetes replaces its staging
 # modules with local paths, so `go install k8s.io/kubernetes/cmd/...@v1.x`
@@ -24,6 +25,7 @@ k8s_version=$(req_version k8s k8s.io/kubernetes)
 etcd_version=$(req_version etcd go.etcd.io/etcd/server/v3)
 kwok_version=$(req_version kwok sigs.k8s.io/kwok)
 helm_version=$(req_version helm helm.sh/helm/v3)
+prometheus_version=$(req_version prometheus github.com/prometheus/prometheus)
 dir_of() { echo "$cache/$1-$2"; }
 
 print_paths() {
@@ -31,6 +33,7 @@ print_paths() {
   echo "etcd=$(dir_of etcd "$etcd_version")"
   echo "kwok=$(dir_of kwok "$kwok_version")"
   echo "helm=$(dir_of helm "$helm_version")"
+  echo "prometheus=$(dir_of prometheus "$prometheus_version")"
 }
 
 if [ "${1:-}" = paths ]; then print_paths; exit 0; fi
@@ -46,16 +49,16 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # predictable (the linker of kube-apiserver alone takes ~2 GiB).
 jobs=${WEIR_BUILD_JOBS:-2}
 
-# build NAME VERSION MODULE_DIR LDFLAGS PACKAGE...
+# build NAME VERSION MODULE_DIR LDFLAGS PACKAGE...   (TAGS overrides the build tags)
 build() {
-  local name=$1 version=$2 mod=$3 ldflags=$4; shift 4
+  local name=$1 version=$2 mod=$3 ldflags=$4 tags=${TAGS:-selinux,notest}; shift 4
   local out; out=$(dir_of "$name" "$version")
   if [ -f "$out/.complete" ]; then return 0; fi
   echo "weir: building $name $version (first time on this machine; cached in $out)" >&2
   mkdir -p "$cache"
   local tmp; tmp=$(mktemp -d "$cache/.build-$name-XXXXXX"); chmod 755 "$tmp"
   (cd "$here/$mod" && go mod download && \
-    go build -p "$jobs" -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$tmp/" "$@") || {
+    go build -p "$jobs" -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" "$@") || {
     rm -rf "$tmp"
     echo "weir: building $name $version failed (output above); nothing was cached, fix the cause and run again." >&2
     return 4
@@ -78,6 +81,16 @@ done
 build etcd "$etcd_version" etcd "-s -w" go.etcd.io/etcd/server/v3
 build kwok "$kwok_version" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version" sigs.k8s.io/kwok/cmd/kwok
 build helm "$helm_version" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" helm.sh/helm/v3/cmd/helm
+# Prometheus 3.x is published as module v0.3MM.P = 3.MM.P. Only the discovery
+# mechanisms the cluster uses (kubernetes; file and http are always in), like
+# upstream's `remove_all_sd`: the cloud SDKs of the others would double the
+# build. No `builtinassets`: the web UI's assets are not needed (the API is).
+# Its go.mod asks for Go >= 1.26.7 (an older go fetches that toolchain itself).
+prom_minor=$(echo "$prometheus_version" | cut -d. -f2); prom_patch=$(echo "$prometheus_version" | cut -d. -f3)
+prom_release="3.$((prom_minor - 300)).$prom_patch"
+TAGS=netgo,remove_all_sd,enable_kubernetes_sd build prometheus "$prometheus_version" prometheus \
+  "-s -w -X github.com/prometheus/common/version.Version=$prom_release -X github.com/prometheus/common/version.Branch=release" \
+  github.com/prometheus/prometheus/cmd/prometheus
 build k8s "$k8s_version" k8s "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl

@@ -67,17 +67,6 @@ def test_router_pod_runs_weir_router_with_its_mounts_at_local_paths(tmp_path: Pa
     assert any(str(tmp_path) in a for a in argv[4:7])
 
 
-def test_scrape_target_carries_namespace_pod_and_pod_labels():
-    pod = _router_pod()
-    target = standins.scrape_target(pod, "198.18.1.5")
-    assert target is not None
-    assert target["targets"] == ["198.18.1.5:9091"]  # the router's metrics port
-    labels = target["labels"]
-    assert labels["namespace"] == "ns" and labels["pod"] == "llm-router-1"
-    assert labels["weir_dev_deployment"] == "llm" and labels["__metrics_path__"] == "/metrics"
-
-
 def test_pods_weir_does_not_know_get_no_process():
     pod = {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
     assert standins.pod_kind(pod) == "other"
-    assert standins.scrape_target({**pod, "metadata": {"name": "x", "namespace": "d"}}, "1") is None

@@ -54,6 +54,11 @@ def test_pki_issues_certificates_signed_by_its_ca(tmp_path):
     assert oct(pki.admin_key.stat().st_mode & 0o777) == "0o600"
     text = kubeconfig_text("https://127.0.0.1:1", pki)
     assert str(pki.admin_cert) in text and "BEGIN" not in text
+    # Prometheus' identity is a plain user: it may do what RBAC grants it, no more
+    prometheus = x509.load_pem_x509_certificate(pki.prometheus_cert.read_bytes())
+    prometheus.verify_directly_issued_by(ca)
+    assert prometheus.subject.rfc4514_string() == "CN=weir-lab:prometheus"
+    assert oct(pki.prometheus_key.stat().st_mode & 0o777) == "0o600"
 
 
 def test_missing_go_is_reported_before_anything_starts(tmp_path, monkeypatch):

@@ -12,17 +12,14 @@ KWOK leaves readiness to the pod supervisor (e2e/kwok/pod-stages.yaml).
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import ssl
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
-from weir_lab.cluster.errors import ToolchainError
 from weir_lab.cluster.pki import Pki
 from weir_lab.cluster.pools import KWOK_ANNOTATION
 from weir_lab.cluster.settings import ClusterSettings
@@ -51,16 +48,6 @@ def admin_ssl_context(pki: Pki) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
     return context
-
-
-def prometheus_binary() -> Path:
-    found = shutil.which("prometheus")
-    if not found:
-        raise ToolchainError(
-            "Prometheus is not installed: `apt-get install prometheus` (Debian's package), "
-            "or run `make setup`, then run again"
-        )
-    return Path(found)
 
 
 def node_ip(settings: ClusterSettings) -> str:
@@ -175,7 +162,7 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
         Component(
             "prometheus",
             (
-                str(prometheus_binary()),
+                str(tools.prometheus),
                 f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
                 f"--web.listen-address=127.0.0.1:{s.prometheus_port}",

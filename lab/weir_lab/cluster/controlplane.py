@@ -16,6 +16,9 @@ import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 from weir_lab.cluster import kube, podnet, processes
 from weir_lab.cluster.components import Component, components
@@ -66,6 +69,12 @@ def _check_ports(settings: ClusterSettings) -> None:
 
 
 def _render_prometheus(settings: ClusterSettings, pki: Pki) -> None:
+    """e2e/prometheus/prometheus.yml filled in, plus (with a pod network) the chart's job
+    for router and engine pods, discovering them through the API server as the
+    cluster's own Prometheus would: its relabelling is the chart's, read from the file
+    the chart's PodMonitor renders, only the discovery's address and credentials are
+    this cluster's. Without a pod network nothing answers at pod addresses, and the
+    host has no route to them, so the job is left out."""
     template = (settings.e2e_dir / "prometheus" / "prometheus.yml").read_text()
     interval = settings.scrape_interval_s
     text = string.Template(template).substitute(
@@ -73,14 +82,31 @@ def _render_prometheus(settings: ClusterSettings, pki: Pki) -> None:
         scrape_timeout=f"{min(interval, 10.0):g}s",
         prometheus_port=settings.prometheus_port,
         targets_dir=settings.prometheus_targets_dir.resolve(),
-        apiserver_url=settings.apiserver_url,
-        ca_file=pki.ca_cert,
-        cert_file=pki.admin_cert,
-        key_file=pki.admin_key,
     )
+    config = yaml.safe_load(text)
+    if settings.pod_network:
+        config["scrape_configs"].append(pod_scrape_job(settings, pki))
     out = settings.state_dir / "prometheus"
     settings.prometheus_targets_dir.mkdir(parents=True, exist_ok=True)
-    (out / "prometheus.yml").write_text(text)
+    (out / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def pod_scrape_job(settings: ClusterSettings, pki: Pki) -> dict[str, Any]:
+    """The chart's scrape job (scrape/pods.yaml) pointed at this cluster's API server."""
+    job: dict[str, Any] = yaml.safe_load(settings.pod_scrape_config.read_text())
+    job["kubernetes_sd_configs"] = [
+        {
+            **sd,
+            "api_server": settings.apiserver_url,
+            "tls_config": {
+                "ca_file": str(pki.ca_cert.resolve()),
+                "cert_file": str(pki.prometheus_cert.resolve()),
+                "key_file": str(pki.prometheus_key.resolve()),
+            },
+        }
+        for sd in job["kubernetes_sd_configs"]
+    ]
+    return job
 
 
 def _start_and_wait(component: Component, settings: ClusterSettings, say: Say) -> None:
@@ -157,6 +183,9 @@ def _up(settings: ClusterSettings, say: Say) -> None:
     try:
         for component in components(settings, tools, pki):
             _start_and_wait(component, settings, say)
+            if component.name == "kube-apiserver":
+                # before Prometheus starts, so its discovery's first list is allowed
+                kube.grant_prometheus(settings)
         kube.apply_pools(settings, pools, say)
     except BaseException:
         stopped = processes.stop_all(settings.state_dir)

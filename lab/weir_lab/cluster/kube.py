@@ -1,4 +1,5 @@
-"""The local cluster's use of the Kubernetes API: nodes of the GPU pools.
+"""The local cluster's use of the Kubernetes API: nodes of the GPU pools, and what its
+Prometheus may read.
 
 Uses the official client (the same one the operator uses) with the admin
 kubeconfig that `up` writes. API errors are translated into ClusterError at
@@ -15,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from weir_lab.cluster.errors import ClusterError
+from weir_lab.cluster.pki import PROMETHEUS_USER
 from weir_lab.cluster.pools import (
     CAPACITY_TYPE_LABEL,
     GPU_PRODUCT_LABEL,
@@ -37,6 +39,40 @@ def api_client(settings: ClusterSettings) -> client.ApiClient:
         config_file=str(settings.kubeconfig)
     )
     return api
+
+
+PROMETHEUS_ROLE = "weir-lab-prometheus"
+
+
+def grant_prometheus(settings: ClusterSettings) -> None:
+    """Let the cluster's Prometheus read pods, as the RBAC of a Prometheus in a cluster
+    does (the rules its Kubernetes discovery of `role: pod` needs, nothing more)."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": PROMETHEUS_ROLE},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": PROMETHEUS_ROLE},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": PROMETHEUS_ROLE,
+        },
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PROMETHEUS_USER}
+        ],
+    }
+    with api_client(settings) as api:
+        rbac = client.RbacAuthorizationV1Api(api)
+        try:
+            rbac.create_cluster_role(cast(Any, role))
+            rbac.create_cluster_role_binding(cast(Any, binding))
+        except ApiException as exc:
+            raise ClusterError(f"cannot grant Prometheus its pod reads: {exc.reason}") from exc
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,12 @@ _FILES = (
     "admin.key",
     "sa.key",
     "sa.pub",
+    "prometheus.crt",
+    "prometheus.key",
 )
+# The user the cluster's Prometheus authenticates as: no group, so it may do only
+# what RBAC grants it (kube.grant_prometheus: read pods), like a real Prometheus.
+PROMETHEUS_USER = "weir-lab:prometheus"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    prometheus_cert: Path
+    prometheus_key: Path
 
     @classmethod
     def at(cls, directory: Path) -> Pki:
@@ -100,7 +107,8 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 
 
 def write_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
-    """Make a CA, the API server's serving cert, an admin client cert and the SA keys."""
+    """Make a CA, the API server's serving cert, client certs (admin, Prometheus) and the
+    SA keys."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki.at(directory)
     ca_key = _key()
@@ -143,19 +151,21 @@ def write_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
         ),
     )
 
-    admin_key = _key()
-    _write_key(pki.admin_key, admin_key)
-    _write_cert(
-        pki.admin_cert,
-        _issue(
-            _name("admin", "system:masters"),
-            admin_key,
-            (ca_name, ca_key),
-            [
-                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
-            ],
-        ),
-    )
+    for cert_path, key_path, subject in (
+        (pki.admin_cert, pki.admin_key, _name("admin", "system:masters")),
+        (pki.prometheus_cert, pki.prometheus_key, _name(PROMETHEUS_USER)),
+    ):
+        client_key = _key()
+        _write_key(key_path, client_key)
+        _write_cert(
+            cert_path,
+            _issue(
+                subject,
+                client_key,
+                (ca_name, ca_key),
+                [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+            ),
+        )
 
     sa_key = _key()
     _write_key(pki.sa_key, sa_key)

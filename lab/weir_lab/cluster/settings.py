@@ -37,6 +37,10 @@ class ClusterSettings(BaseSettings):
         default_factory=lambda: _repo_root() / "e2e",
         description="The project's e2e folder: toolchain wrappers, pools.yaml, Prometheus config.",
     )
+    chart_dir: Path = Field(
+        default_factory=lambda: _repo_root() / "charts" / "weir",
+        description="The chart whose scrape config (scrape/pods.yaml) Prometheus uses for pods.",
+    )
     pools_file: Path | None = Field(
         default=None, description="GPU node pools file; default <e2e_dir>/pools.yaml."
     )
@@ -148,6 +152,11 @@ class ClusterSettings(BaseSettings):
     @property
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def pod_scrape_config(self) -> Path:
+        """The chart's scrape job for router and engine pods (what its PodMonitor renders)."""
+        return self.chart_dir / "scrape" / "pods.yaml"
 
     @property
     def prometheus_targets_dir(self) -> Path:

@@ -208,25 +208,3 @@ def router_standin(
         mounts=tuple(mounts),
         service_account=pod["spec"].get("serviceAccountName") or "default",
     )
-
-
-def scrape_target(pod: dict[str, Any], ip: str) -> dict[str, Any] | None:
-    """A file_sd entry for a pod that asks to be scraped, labelled as Kubernetes SD would
-    after the usual relabelling: namespace, pod and every pod label (dots and slashes
-    become underscores, so weir.dev/deployment is weir_dev_deployment)."""
-    meta = pod["metadata"]
-    annotations = meta.get("annotations") or {}
-    if annotations.get("prometheus.io/scrape") != "true" or "prometheus.io/port" not in annotations:
-        return None
-    labels = {
-        "".join(c if c.isalnum() else "_" for c in key): str(value)
-        for key, value in (meta.get("labels") or {}).items()
-    }
-    labels.update(
-        {
-            "namespace": meta["namespace"],
-            "pod": meta["name"],
-            "__metrics_path__": annotations.get("prometheus.io/path", "/metrics"),
-        }
-    )
-    return {"targets": [f"{ip}:{annotations['prometheus.io/port']}"], "labels": labels}

@@ -9,8 +9,8 @@ would, so EndpointSlices follow the process and not the schedule; a stand-in
 that exits is restarted; a terminating pod's stand-in is drained (engines
 finish their open requests, routers shut down gracefully) within its grace
 period, then the pod is deleted; a pod that vanished (its node deleted) has
-its process killed. Pods that ask to be scraped are written as a file_sd
-list for Prometheus (Debian's build has no Kubernetes discovery).
+its process killed. Prometheus finds the pods itself (Kubernetes discovery
+with the chart's relabelling), so scraping is none of this loop's business.
 """
 
 from __future__ import annotations
@@ -106,7 +106,6 @@ class Supervisor:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tracked: dict[str, Tracked] = {}
         self.http = httpx.Client(timeout=0.5)
-        self.targets_text = ""
         self.prefix = podnet.exec_prefix(settings)
         # read once: new pods only look them up (the text is what the engine stand-in loads)
         self.profiles = load_profiles(_PROFILES)
@@ -144,7 +143,6 @@ class Supervisor:
                 # one pod's trouble (a failed patch, a refused probe) must not starve the others
                 meta = pod["metadata"]
                 log.warning("pod %s/%s: %s (retrying)", meta["namespace"], meta["name"], exc)
-        self._write_targets(pods)
 
     def shutdown(self) -> None:
         for tracked in self.tracked.values():
@@ -441,19 +439,3 @@ class Supervisor:
         log.info("pod %s/%s: %s; stopping its stand-in", t.namespace, t.name, why)
         self._kill(t)
         shutil.rmtree(self.dir / f"{t.namespace}_{t.name}", ignore_errors=True)
-
-    # -- Prometheus -------------------------------------------------------
-
-    def _write_targets(self, pods: dict[str, dict[str, Any]]) -> None:
-        targets = []
-        for uid, t in sorted(self.tracked.items()):
-            if t.proc is None:  # "other" and "unrunnable" pods never have a process
-                continue
-            entry = standins.scrape_target(pods[uid], t.ip)
-            if entry is not None:
-                targets.append(entry)
-        text = json.dumps(targets, sort_keys=True)
-        if text != self.targets_text:
-            self.settings.prometheus_targets_dir.mkdir(parents=True, exist_ok=True)
-            _write(self.settings.prometheus_targets_dir / "pods.json", text.encode())
-            self.targets_text = text

@@ -1,4 +1,5 @@
-"""The control plane's binaries: where they are cached, and building them when missing.
+"""The cluster's binaries (control plane, helm, Prometheus): where they are cached,
+and building them when missing.
 
 Building is delegated to `e2e/toolchain/build.sh` (the wrapper Go modules live
 beside it), so `make`, CI and `weir cluster up` share one recipe and one cache
@@ -19,12 +20,13 @@ _BINARIES = {
     "kwok": ("kwok",),
     "k8s": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
     "helm": ("helm",),
+    "prometheus": ("prometheus",),
 }
 
 
 @dataclass(frozen=True)
 class Toolchain:
-    """Absolute paths of every binary the cluster runs (Prometheus comes from Debian)."""
+    """Absolute paths of every binary the cluster runs."""
 
     etcd: Path
     kwok: Path
@@ -33,6 +35,7 @@ class Toolchain:
     kube_scheduler: Path
     kubectl: Path
     helm: Path
+    prometheus: Path
 
 
 def _run_script(e2e_dir: Path, *args: str) -> dict[str, Path]:
@@ -85,4 +88,5 @@ def ensure(e2e_dir: Path, build: bool = True) -> Toolchain:
         kube_scheduler=dirs["k8s"] / "kube-scheduler",
         kubectl=dirs["k8s"] / "kubectl",
         helm=dirs["helm"] / "helm",
+        prometheus=dirs["prometheus"] / "prometheus",
     )
