@@ -10,8 +10,9 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.test_control import example
 from weir.api import WeightsSecretRef
-from weir.controller.doctor import _secret_keys
+from weir.controller.doctor import _secrets
 from weir.controller.doctor_checks import DeploymentFacts, Facts, Node, diagnose, matching_nodes
+from weir.controller.optin import SECRET_OPT_IN, WEIGHTS_OPT_IN
 
 NS = "team-a"
 WEIGHTS = WeightsSecretRef(name="hf-token")
@@ -47,6 +48,10 @@ def _healthy() -> Facts:
         router_series=frozenset({(NS, "llm")}),
         engine_series=frozenset((NS, "llm", b.pool) for b in spec.pools),
         reachable={hosted.base_url: "ok"},
+        secret_annotations={
+            (NS, WEIGHTS.name): {WEIGHTS_OPT_IN: "other, llm"},
+            **({(NS, secret.name): {SECRET_OPT_IN: spec.hosted.endpoint}} if secret else {}),
+        },
     )
 
 
@@ -59,7 +64,7 @@ def test_a_healthy_cluster_is_all_green():
     assert _failures(facts) == []
     weights = [f for f in diagnose(facts) if f.check == "weights"]
     assert [(w.subject, w.message) for w in weights] == [
-        (f"{NS}/llm", f"Secret {NS}/hf-token has token")
+        (f"{NS}/llm", f"Secret {NS}/hf-token has token and names llm")
     ]
 
 
@@ -105,6 +110,24 @@ def test_a_weights_secret_without_the_key_is_named():
     (failure,) = _failures(replace(facts, secrets=secrets))
     assert failure.startswith(f"weights {NS}/llm: Secret {NS}/hf-token has no key token")
     assert "HF_TOKEN" not in failure  # the key it wants, not the ones the Secret has
+
+
+def test_a_secret_that_does_not_opt_in_is_named_with_the_annotation_to_add():
+    """The operator refuses a Secret that does not name its user (InvalidReference); doctor
+    says so first, and how to fix it, for the weights and the hosted key alike."""
+    facts = _healthy()
+    hosted = next(iter(facts.hosted.values()))
+    assert not isinstance(hosted, str) and hosted.secret_ref is not None
+    endpoint = next(iter(facts.hosted))[1]
+    for key, (check, user, annotation) in {
+        (NS, WEIGHTS.name): ("weights", "llm", WEIGHTS_OPT_IN),
+        (NS, hosted.secret_ref.name): ("hosted key", endpoint, SECRET_OPT_IN),
+    }.items():
+        for wrong in ({}, {annotation: "llm-other"}, {"unrelated": user}):
+            annotations = {**facts.secret_annotations, key: wrong}
+            (failure,) = _failures(replace(facts, secret_annotations=annotations))
+            assert failure.startswith(f"{check} ") and f"does not name {user}" in failure
+            assert f"annotate it {annotation}={user}" in failure
 
 
 def test_a_deployment_without_a_weights_secret_gets_no_weights_check():
@@ -163,13 +186,16 @@ class _Core:
         self.asked.append((namespace, name))
         if (namespace, name) not in self.secrets:
             raise ApiException(status=404, reason="Not Found")
-        body = {"kind": "Secret", "data": self.secrets[(namespace, name)]}
+        meta = {"name": name, "annotations": {WEIGHTS_OPT_IN: "llm"}}
+        body = {"kind": "Secret", "metadata": meta, "data": self.secrets[(namespace, name)]}
         return SimpleNamespace(data=json.dumps(body).encode())
 
 
-def test_doctor_keeps_the_key_names_of_each_named_secret_once_and_drops_the_values():
+def test_doctor_keeps_the_key_names_and_opt_ins_of_each_named_secret_once_and_drops_the_values():
     core = _Core({(NS, "hf-token"): {"token": "aGZfc2VjcmV0"}, ("b", "k"): {}})
-    keys = _secret_keys(core, {(NS, "hf-token"), ("b", "k"), (NS, "gone")})
+    keys, annotations = _secrets(core, {(NS, "hf-token"), ("b", "k"), (NS, "gone")})
     assert keys == {(NS, "hf-token"): frozenset({"token"}), ("b", "k"): frozenset()}
+    assert annotations[(NS, "hf-token")] == {WEIGHTS_OPT_IN: "llm"}
+    assert set(annotations) == set(keys)
     assert sorted(core.asked) == sorted([(NS, "hf-token"), ("b", "k"), (NS, "gone")])
-    assert "aGZfc2VjcmV0" not in repr(keys)
+    assert "aGZfc2VjcmV0" not in repr((keys, annotations))

@@ -168,16 +168,21 @@ def _series(url: str) -> tuple[str, frozenset[Any], frozenset[Any]]:
     return "ok", router_keys, engine_keys
 
 
-def _secret_keys(core: Any, named: set[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
-    """The key names of each Secret named (absent when it cannot be read); values are dropped."""
-    secrets = {}
+def _secrets(
+    core: Any, named: set[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], frozenset[str]], dict[tuple[str, str], dict[str, str]]]:
+    """The key names and the annotations of each Secret named (absent when it cannot be
+    read); values are dropped."""
+    keys, annotations = {}, {}
     for ns, name in sorted(named):
         try:
             secret = _raw(core.read_namespaced_secret, name, ns)
         except ApiException:
             continue
-        secrets[(ns, name)] = frozenset((secret.get("data") or {}).keys())
-    return secrets
+        keys[(ns, name)] = frozenset((secret.get("data") or {}).keys())
+        listed = (secret.get("metadata") or {}).get("annotations") or {}
+        annotations[(ns, name)] = {str(k): str(v) for k, v in listed.items()}
+    return keys, annotations
 
 
 def _reachable(base_url: str) -> str:
@@ -217,17 +222,19 @@ def gather(api: client.ApiClient, prometheus_url: str) -> Facts:
     }
     state, router_series, engine_series = _series(prometheus_url)
     urls = {spec.base_url for spec in hosted.values() if isinstance(spec, HostedEndpointSpec)}
+    secret_keys, secret_annotations = _secrets(core, named)
     return Facts(
         crds=_crds(api),
         nodes=_nodes(core),
         pools=pools,
         hosted=hosted,
-        secrets=_secret_keys(core, named),
+        secrets=secret_keys,
         deployments=deployments,
         prometheus=state,
         router_series=router_series,
         engine_series=engine_series,
         reachable={url: _reachable(url) for url in sorted(urls)},
+        secret_annotations=secret_annotations,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec, SecretKeyRef
+from weir.controller.optin import SECRET_OPT_IN, WEIGHTS_OPT_IN, names
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Facts:
     router_series: frozenset[tuple[str, str]] = frozenset()  # (ns, deployment)
     engine_series: frozenset[tuple[str, str, str]] = frozenset()  # (ns, deployment, pool)
     reachable: Mapping[str, str] = field(default_factory=dict)  # base URL -> "ok" | why not
+    # (ns, name) -> annotations of the Secrets named (the opt-ins), no values
+    secret_annotations: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
 
 
 def _tolerates(pool: CapacityPoolSpec, taint: tuple[str, str, str]) -> bool:
@@ -124,19 +127,33 @@ def check_pools(facts: Facts) -> list[Finding]:
 
 
 def _secret_finding(
-    facts: Facts, check: str, ns: str, name: str, ref: SecretKeyRef, then: str = ""
+    facts: Facts,
+    check: str,
+    ns: str,
+    name: str,
+    ref: SecretKeyRef,
+    opt_in: tuple[str, str],
+    then: str = "",
 ) -> Finding:
-    """Whether the Secret `ref` names exists in `ns` and holds its key (names only, no values).
-
-    `then` says what the fault breaks, appended to the fault.
-    """
+    """Whether the Secret `ref` names exists in `ns`, holds its key and opts in (names only,
+    no values): `opt_in` is the annotation and the name it must list, as the operator
+    checks before it uses the Secret. `then` says what the fault breaks."""
     subject, secret = f"{ns}/{name}", f"Secret {ns}/{ref.name}"
     keys = facts.secrets.get((ns, ref.name))
     if keys is None:
         return Finding(check, subject, False, f"{secret} does not exist{then}")
     if ref.key not in keys:
         return Finding(check, subject, False, f"{secret} has no key {ref.key}{then}")
-    return Finding(check, subject, True, f"{secret} has {ref.key}")
+    annotation, user = opt_in
+    if not names(facts.secret_annotations.get((ns, ref.name)), annotation, user):
+        return Finding(
+            check,
+            subject,
+            False,
+            f"{secret} does not name {user} in its annotation {annotation}: the operator "
+            f"refuses to use it (InvalidReference){then}; annotate it {annotation}={user}",
+        )
+    return Finding(check, subject, True, f"{secret} has {ref.key} and names {user}")
 
 
 def check_hosted(facts: Facts) -> list[Finding]:
@@ -149,7 +166,8 @@ def check_hosted(facts: Facts) -> list[Finding]:
         if hosted.secret_ref is None:
             found.append(Finding("hosted key", subject, True, "no key needed"))
         else:
-            found.append(_secret_finding(facts, "hosted key", ns, name, hosted.secret_ref))
+            opt_in = (SECRET_OPT_IN, name)
+            found.append(_secret_finding(facts, "hosted key", ns, name, hosted.secret_ref, opt_in))
         state = facts.reachable.get(hosted.base_url, "not tried")
         prices = hosted.dollars_per_million_output_tokens > 0
         ok = state == "ok" and prices
@@ -173,7 +191,8 @@ def _deployment(facts: Facts, d: DeploymentFacts) -> list[Finding]:
     weights = d.spec.model.weights_secret_ref
     if weights is not None:
         then = ": engine pods cannot start (CreateContainerConfigError)"
-        found.append(_secret_finding(facts, "weights", d.namespace, d.name, weights, then))
+        opt_in = (WEIGHTS_OPT_IN, d.name)
+        found.append(_secret_finding(facts, "weights", d.namespace, d.name, weights, opt_in, then))
     if d.last_decision_age_s is None or d.last_decision_age_s > 3 * d.spec.control.period_seconds:
         age = "never" if d.last_decision_age_s is None else f"{d.last_decision_age_s:.0f} s ago"
         found.append(

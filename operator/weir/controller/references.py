@@ -29,10 +29,10 @@ from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSp
 from weir.api._base import describe_validation_error
 from weir.controller.apply import ApplyError
 from weir.controller.children import InvalidReferenceError
+from weir.controller.optin import SECRET_OPT_IN, WEIGHTS_OPT_IN, names
 
 GROUP, VERSION = "weir.dev", "v1alpha1"
-SECRET_OPT_IN = "weir.dev/hosted-endpoints"
-WEIGHTS_OPT_IN = "weir.dev/inference-deployments"
+__all__ = ["SECRET_OPT_IN", "WEIGHTS_OPT_IN"]
 # Ask the API server for the object's metadata only (supported since 1.15).
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
@@ -105,7 +105,7 @@ def check_weights_secret(api: client.ApiClient, namespace: str, owner: str, secr
     meta = read_secret_metadata(api, namespace, secret)
     if meta is None:
         raise InvalidReferenceError(f"model.weightsSecretRef: Secret {secret} not found")
-    if not _names(meta.get("annotations"), WEIGHTS_OPT_IN, owner):
+    if not names(meta.get("annotations"), WEIGHTS_OPT_IN, owner):
         raise InvalidReferenceError(
             f"model.weightsSecretRef: Secret {secret} does not allow InferenceDeployment "
             f"{owner}; annotate the Secret {WEIGHTS_OPT_IN}={owner} to let its engines read "
@@ -152,14 +152,8 @@ def read_secret_metadata(api: client.ApiClient, namespace: str, name: str) -> di
 
 def check_secret_opt_in(annotations: dict[str, str] | None, endpoint: str, secret: str) -> None:
     """Refuse a Secret that does not name `endpoint` in its opt-in annotation."""
-    if not _names(annotations, SECRET_OPT_IN, endpoint):
+    if not names(annotations, SECRET_OPT_IN, endpoint):
         raise InvalidReferenceError(
             f"HostedEndpoint {endpoint}: Secret {secret} does not allow it; annotate the Secret "
             f"{SECRET_OPT_IN}={endpoint} to let weir send its key to that endpoint"
         )
-
-
-def _names(annotations: dict[str, str] | None, annotation: str, name: str) -> bool:
-    """Whether the opt-in annotation's comma-separated list names `name`."""
-    listed = (annotations or {}).get(annotation, "")
-    return name in {n.strip() for n in listed.split(",")}
