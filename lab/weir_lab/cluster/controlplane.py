@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from weir_lab.cluster import kube, podnet, processes
+from weir_lab.cluster import kube, node, podnet, processes
 from weir_lab.cluster.components import Component, components
 from weir_lab.cluster.errors import ClusterError, PortInUseError
 from weir_lab.cluster.pki import Pki, kubeconfig_text, write_pki
@@ -52,6 +52,8 @@ def _port_env(name: str) -> str:
         "kube-controller-manager": "CONTROLLER_MANAGER_PORT",
         "kube-scheduler": "SCHEDULER_PORT",
         "prometheus": "PROMETHEUS_PORT",
+        "kubelet": "KUBELET_PORT",
+        "kubelet-healthz": "KUBELET_HEALTHZ_PORT",
     }[name]
     return f"WEIR_CLUSTER_{field}"
 
@@ -170,6 +172,7 @@ def _up(settings: ClusterSettings, say: Say) -> None:
             f"stopped {len(leftovers)} leftover process(es) of an earlier run: "
             + ", ".join(leftovers)
         )
+    node.cleanup(settings)
     _check_ports(settings)
     tools = ensure(settings.e2e_dir)
     _wipe(settings)
@@ -187,8 +190,12 @@ def _up(settings: ClusterSettings, say: Say) -> None:
                 # before Prometheus starts, so its discovery's first list is allowed
                 kube.grant_prometheus(settings)
         kube.apply_pools(settings, pools, say)
+        if settings.real_node:
+            with kube.api_client(settings) as api:
+                node.start(settings, pki, api, say)
     except BaseException:
         stopped = processes.stop_all(settings.state_dir)
+        node.cleanup(settings)
         if settings.pod_network:
             podnet.delete(settings)
         say(
@@ -216,6 +223,9 @@ def _down(settings: ClusterSettings, say: Say) -> None:
     left = processes.find_owned(settings.state_dir)
     if left:
         raise ClusterError(f"could not stop: {', '.join(f'{p.pid}' for p in left)}")
+    removed = node.cleanup(settings)
+    if removed:
+        say(f"removed what the real node left: {', '.join(removed)}")
     if settings.pod_network:
         podnet.delete(settings)
     if settings.state_dir.exists():
@@ -241,6 +251,14 @@ def status(settings: ClusterSettings) -> list[ComponentStatus]:
                 healthy,
             )
         )
+    if settings.real_node:
+        for name, port, check in node.health(settings):
+            managed = running.get(name)
+            result.append(
+                ComponentStatus(
+                    name, managed.pid if managed else None, port, managed is not None and check()
+                )
+            )
     return result
 
 
@@ -257,4 +275,4 @@ def _names(settings: ClusterSettings) -> list[tuple[str, int | None]]:
             "prometheus",
             *(("pod-supervisor",) if settings.pod_network else ()),
         )
-    ]
+    ] + [(name, port) for name, port, _ in (node.health(settings) if settings.real_node else [])]

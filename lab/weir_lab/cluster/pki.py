@@ -178,8 +178,33 @@ def write_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
     return pki
 
 
-def kubeconfig_text(server: str, pki: Pki) -> str:
-    """A kubeconfig for the admin user, with absolute paths (kopf and kubectl read it)."""
+def write_client_cert(
+    pki: Pki, cert_path: Path, key_path: Path, common_name: str, organisation: str
+) -> None:
+    """A client certificate from the CA `write_pki` made, for a user added later (the
+    real node's kubelet: `system:node:<name>` in `system:nodes`)."""
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pki.ca_key} is not the RSA key write_pki makes")
+    key = _key()
+    _write_key(key_path, key)
+    _write_cert(
+        cert_path,
+        _issue(
+            _name(common_name, organisation),
+            key,
+            (ca.subject, ca_key),
+            [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+        ),
+    )
+
+
+def kubeconfig_text(
+    server: str, pki: Pki, client_cert: Path | None = None, client_key: Path | None = None
+) -> str:
+    """A kubeconfig for the admin user (or the client certificate given), with absolute
+    paths (kopf and kubectl read it)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -196,8 +221,8 @@ def kubeconfig_text(server: str, pki: Pki) -> str:
             {
                 "name": "admin",
                 "user": {
-                    "client-certificate": str(pki.admin_cert),
-                    "client-key": str(pki.admin_key),
+                    "client-certificate": str(client_cert or pki.admin_cert),
+                    "client-key": str(client_key or pki.admin_key),
                 },
             }
         ],

@@ -78,6 +78,31 @@ class ClusterSettings(BaseSettings):
         "host end (pods reach the API server and host stand-ins there), the second the "
         "namespace end. From the benchmarking range 198.18.0.0/15, outside the pod CIDR.",
     )
+    real_node: bool = Field(
+        default=False,
+        description="Add a real node: a kubelet with containerd, runc and the CNI bridge "
+        "plugin (weir_lab.cluster.node), joined as a system node (no GPUs, tainted "
+        "weir.dev/node-role=system:NoSchedule) that runs pods from locally imported images. "
+        "Needs root and Debian's containerd (installed when missing); its pods reach the API "
+        "server and the stand-ins only with the pod network.",
+    )
+    real_node_name: str = Field(
+        default="system-0",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$",
+        description="The real node's name.",
+    )
+    real_node_pod_cidr: str = Field(
+        default="198.19.0.0/24",
+        description="Addresses of the real node's pods (its CNI bridge). Outside pod_cidr: "
+        "the stand-ins' namespace makes the whole pod CIDR local, so replies to real pods "
+        "there would never leave it.",
+    )
+    kubelet_port: int = Field(
+        default=16250, ge=1024, le=65535, description="The real node's kubelet port."
+    )
+    kubelet_healthz_port: int = Field(
+        default=16248, ge=1024, le=65535, description="The real node's kubelet health port."
+    )
     engine_backend: str = Field(
         default="emulated",
         pattern="^(emulated|torch)$",
@@ -120,6 +145,17 @@ class ClusterSettings(BaseSettings):
             raise ValueError(f"link_cidr {self.link_cidr} overlaps pod_cidr {self.pod_cidr}")
         if link.num_addresses < 4:
             raise ValueError(f"link_cidr {self.link_cidr} needs two host addresses (a /30)")
+        return self
+
+    @model_validator(mode="after")
+    def _real_node_network(self) -> ClusterSettings:
+        if not self.real_node:
+            return self
+        pods = ipaddress.ip_network(self.real_node_pod_cidr, strict=True)
+        for name in ("pod_cidr", "service_cidr", "link_cidr"):
+            other: str = getattr(self, name)
+            if pods.overlaps(ipaddress.ip_network(other)):
+                raise ValueError(f"real_node_pod_cidr {pods} overlaps {name} {other}")
         return self
 
     @property
@@ -171,4 +207,9 @@ class ClusterSettings(BaseSettings):
             "kube-controller-manager": self.controller_manager_port,
             "kube-scheduler": self.scheduler_port,
             "prometheus": self.prometheus_port,
+            **(
+                {"kubelet": self.kubelet_port, "kubelet-healthz": self.kubelet_healthz_port}
+                if self.real_node
+                else {}
+            ),
         }

@@ -1,0 +1,3 @@
+module weir.local/pause
+
+go 1.24.0

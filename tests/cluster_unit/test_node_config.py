@@ -1,0 +1,105 @@
+"""The real node's settings, configuration files and sandbox image, without running it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from pydantic import ValidationError
+
+from weir_lab.cluster import images, node
+from weir_lab.cluster.pki import write_client_cert, write_pki
+from weir_lab.cluster.settings import ClusterSettings
+
+
+def _tools(tmp_path: Path) -> node.NodeTools:
+    pause = tmp_path / "pause-0123abcd" / "pause"
+    pause.parent.mkdir()
+    pause.write_bytes(b"\x7fELF not really")
+    bin_dir = Path("/usr/lib/cni")
+    return node.NodeTools(
+        Path("/k/kubelet"), pause, Path("/c/containerd"), Path("/c/ctr"), Path("/r/runc"), bin_dir
+    )
+
+
+def test_the_node_is_off_by_default_and_its_ports_count_when_on():
+    assert ClusterSettings().real_node is False
+    assert "kubelet" not in ClusterSettings().ports()
+    on = ClusterSettings(real_node=True)
+    assert on.ports()["kubelet"] == on.kubelet_port
+
+
+@pytest.mark.parametrize(
+    "pods", ["198.18.5.0/24", "10.96.0.0/24", "198.19.255.0/24"], ids=["pods", "svc", "link"]
+)
+def test_the_nodes_pod_range_stays_outside_the_clusters_ranges(pods: str):
+    with pytest.raises(ValidationError, match="overlaps"):
+        ClusterSettings(real_node=True, real_node_pod_cidr=pods)
+
+
+def test_the_configs_carry_the_machines_needs_and_stay_in_the_state_folder(tmp_path: Path):
+    settings = ClusterSettings(state_dir=tmp_path / "state", real_node=True)
+    pki = write_pki(tmp_path / "state" / "pki")
+    paths = node._write_configs(settings, _tools(tmp_path), pki)
+    root = str(paths.root)
+
+    containerd = tomllib.loads(paths.containerd_config.read_text())
+    cri = containerd["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE here
+    assert cri["sandbox_image"] == "weir.local/pause:0123abcd"
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["Root"].startswith(root)
+    for key in ("root", "state"):
+        assert containerd[key].startswith(root)
+
+    kubelet = yaml.safe_load(paths.kubelet_config.read_text())
+    assert kubelet["failCgroupV1"] is False and kubelet["cgroupsPerQOS"] is False
+    assert kubelet["enforceNodeAllocatable"] == [] and kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["registerWithTaints"] == [node.TAINT]
+    assert kubelet["makeIPTablesUtilChains"] is False
+
+    (conflist,) = paths.cni_conf_dir.glob("*.conflist")
+    bridge = json.loads(conflist.read_text())["plugins"][0]
+    assert bridge["ipMasq"] is False  # no iptables rule left on the host
+    assert bridge["ipam"]["ranges"] == [[{"subnet": settings.real_node_pod_cidr}]]
+    assert bridge["ipam"]["dataDir"].startswith(root)
+    assert "system:node:system-0" in _subject(paths.root / "kubelet" / "client.crt")
+
+
+def _subject(cert: Path) -> str:
+    return x509.load_pem_x509_certificate(cert.read_bytes()).subject.rfc4514_string()
+
+
+def test_the_pause_archive_is_one_layer_named_by_its_digest(tmp_path: Path):
+    binary = tmp_path / "pause"
+    binary.write_bytes(b"static binary")
+    archive = tmp_path / "pause.tar"
+    images.write_pause_archive(binary, "weir.local/pause:x", archive)
+    with tarfile.open(archive) as tar:
+        (manifest,) = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        config = json.loads(tar.extractfile(manifest["Config"]).read())  # type: ignore[union-attr]
+        layer = tar.extractfile("layer.tar").read()  # type: ignore[union-attr]
+    assert manifest["RepoTags"] == ["weir.local/pause:x"]
+    assert config["config"]["Entrypoint"] == ["/pause"]
+    assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(layer).hexdigest()}"]
+    again = tmp_path / "again.tar"
+    images.write_pause_archive(binary, "weir.local/pause:x", again)
+    assert again.read_bytes() == archive.read_bytes()  # same input, same image
+
+
+def test_cleanup_without_a_node_removes_nothing(tmp_path: Path):
+    settings = ClusterSettings(state_dir=tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    assert node.cleanup(settings) == []  # not even another cluster's node bridge
+
+
+def test_the_pki_issues_a_node_certificate_from_its_ca(tmp_path: Path):
+    pki = write_pki(tmp_path)
+    write_client_cert(pki, tmp_path / "n.crt", tmp_path / "n.key", "system:node:x", "system:nodes")
+    assert _subject(tmp_path / "n.crt") == "CN=system:node:x,O=system:nodes"
+    assert (tmp_path / "n.key").stat().st_mode & 0o777 == 0o600
