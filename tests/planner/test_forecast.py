@@ -40,6 +40,17 @@ def test_a_real_flash_crowd_is_believed_within_a_few_periods() -> None:
     assert forecast(_history(history[:-5]), 315, 60).rate_rps < 200.0
 
 
+def test_demand_up_to_what_the_planned_replicas_serve_is_believed_at_once() -> None:
+    """Believing demand the planned fleet already serves buys no GPU, so the bound starts
+    there: a deployment at its minimum fleet (here 6 req/s of capacity) that sees 9 req/s
+    believes it at once, where from the request floor alone it takes minutes."""
+    history = [0.2] * 20 + [9.0] * 3
+    assert forecast(_history(history), 315, 30, planned_rps=6.0).rate_rps >= 8.9
+    assert forecast(_history(history), 315, 30).rate_rps < 3.0
+    with pytest.raises(ValueError, match="planned_rps"):
+        forecast(_history(history), 315, 30, planned_rps=float("nan"))
+
+
 def test_an_idle_deployment_wakes_from_a_floor() -> None:
     """From zero demand the bound starts at a few requests per window, not at zero."""
     woken = forecast(_history([0.0] * 20 + [50.0] * 12), 315, 60)

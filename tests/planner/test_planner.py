@@ -282,17 +282,15 @@ def test_two_spiked_demand_samples_do_not_buy_the_maximum(
     spec: PlanningSpec, profiles: dict[str, EngineProfile]
 ) -> None:
     """Two consecutive windows with 100x the requests (a broken or hostile exporter) once
-    took a 1-replica fleet to 33 replicas; they now buy at most what twice the demand
-    needs, and the fleet is back to its calm size once the stabilisation window ends."""
+    took a 1-replica fleet to 33 replicas. Believed demand now at most doubles per sample
+    over what the planned replicas serve, so two samples buy at most 4x the calm fleet,
+    and the fleet is back to its calm size once the stabilisation window ends."""
     calm = [sum(p.replicas.values()) for p in _run(spec, profiles, [4.0] * 100)]
-    twice = _run(spec, profiles, [8.0] * 100)[-1]
-    spiked = [
-        sum(p.replicas.values())
-        for p in _run(spec, profiles, [4.0] * 60 + [400.0] * 2 + [4.0] * 38)
-    ]
-    assert max(spiked) <= sum(twice.replicas.values()), spiked[55:75]
+    rates = [4.0] * 60 + [400.0] * 2 + [4.0] * 38
+    spiked = [sum(p.replicas.values()) for p in _run(spec, profiles, rates)]
+    assert max(spiked) <= 4 * max(calm), spiked[55:75]
     limit = sum(b.max_replicas for b in spec.deployment.pools)
-    assert max(spiked) < limit
+    assert max(spiked) < limit / 10
     assert spiked[-1] == calm[-1]
 
 

@@ -5,7 +5,9 @@ that horizon and how far above it demand may plausibly be. Metrics are
 noisy, can have gaps, and bad scrapes must not buy GPUs: the level is the
 median of the latest samples (a lone spike moves nothing), and the demand it
 is taken from may rise at most as fast as an HPA's default scale-up policy
-lets a fleet grow, doubling every LEVEL_DOUBLING_S seconds. Two spiked
+lets a fleet grow, doubling every LEVEL_DOUBLING_S seconds, from at least
+what the replicas already planned serve (believing demand up to that buys no
+GPU, so a deployment waking at its minimum fleet is not slowed). Two spiked
 samples then move the level twofold, not a hundredfold, while a real flash
 crowd is believed within a few periods (the router spills its surge to the
 hosted API meanwhile, and a cold start is longer than that). The trend is a
@@ -74,8 +76,12 @@ def forecast(
     horizon_s: float,
     window_s: float,
     quantile: float = 0.9,
+    planned_rps: float = 0.0,
 ) -> Forecast:
-    """Forecast `horizon_s` ahead of the last sample; refuses empty or bad input."""
+    """Forecast `horizon_s` ahead of the last sample; refuses empty or bad input.
+
+    `planned_rps` is what the replicas already planned serve: believed demand rises
+    from at least there (see `believed`)."""
     if not samples:
         raise ValueError("forecast needs at least one demand sample")
     if not (math.isfinite(horizon_s) and horizon_s >= 0):
@@ -84,7 +90,9 @@ def forecast(
         raise ValueError(f"window_s must be finite and > 0, got {window_s}")
     if not 0.5 <= quantile < 1:
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
-    samples = believed(samples, window_s)
+    if not (math.isfinite(planned_rps) and planned_rps >= 0):
+        raise ValueError(f"planned_rps must be finite and >= 0, got {planned_rps}")
+    samples = believed(samples, window_s, planned_rps)
     rates = [s.rate_rps for s in samples]
     level = median(rates[-_LEVEL_SAMPLES:])
     recent = samples[-_TREND_SAMPLES:]
@@ -98,12 +106,15 @@ def forecast(
     return Forecast(point, sigma, point + z * sigma, quantile, horizon_s, len(samples))
 
 
-def believed(samples: Sequence[DemandSample], window_s: float) -> tuple[DemandSample, ...]:
+def believed(
+    samples: Sequence[DemandSample], window_s: float, planned_rps: float = 0.0
+) -> tuple[DemandSample, ...]:
     """The samples with each rise bounded: at most a doubling per LEVEL_DOUBLING_S over the
-    demand believed before it (from a floor of a few requests per window, so an idle
-    deployment can wake). Falls pass unchanged; a fall that is a lost scrape is the
-    metrics source's to catch, as an unhealthy snapshot."""
-    floor = _FLOOR_REQUESTS / window_s
+    demand believed before it, or over what the planned replicas serve (`planned_rps`)
+    if more, and never under a few requests per window (so an idle deployment can wake).
+    Falls pass unchanged; a fall that is a lost scrape is the metrics source's to catch,
+    as an unhealthy snapshot."""
+    floor = max(_FLOOR_REQUESTS / window_s, planned_rps)
     out: list[DemandSample] = []
     for s in samples:
         if out:

@@ -90,7 +90,8 @@ def plan(
         snapshot.observed_at_s, snapshot.arrival_rate_rps, snapshot.output_tokens_per_s
     )
     samples = add_sample(state.samples, sample)
-    fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE)
+    planned = state.last_plan.local_capacity_rps if state.last_plan else 0.0
+    fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE, planned)
     target = spec.deployment.slo.useful_token_target
     scale, trust_note = state.capacity_scale, None
     if control.attainment_feedback:
@@ -585,6 +586,7 @@ def _make_plan(
         alternatives=alternatives,
         forecast=fc,
         planned_capacity_rps=final.local_capacity_rps + hosted_cap,
+        local_capacity_rps=final.local_capacity_rps,
     )
     return _with_state(plan_value, next_state)
 

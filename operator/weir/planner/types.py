@@ -217,5 +217,7 @@ class Plan:
     alternatives: tuple[Alternative, ...]
     forecast: Forecast | None
     planned_capacity_rps: float = 0.0
+    # what the planned replicas serve at the SLO: demand believed up to it buys no GPU
+    local_capacity_rps: float = 0.0
     held: bool = False
     state: PlannerState = field(default_factory=PlannerState, repr=False)
