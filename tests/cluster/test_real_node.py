@@ -68,11 +68,11 @@ def _leftovers(settings: ClusterSettings) -> list[str]:
 def real_node(cluster: Cluster, image: str) -> Iterator[ClusterSettings]:
     """The session cluster's real node with weir's image loaded; added here when absent."""
     settings = cluster.settings.model_copy(update={"real_node": True})
-    added = not node.kubelet_healthy(settings)
-    if added:
-        pki = Pki.at(settings.state_dir / "pki")
-        node.start(settings, pki, cluster.api, print)
+    added = not node.node_ready(cluster.api, settings.real_node_name)
     try:
+        if added:
+            tools = node.ensure_tools(settings)
+            node.start(settings, tools, Pki.at(settings.state_dir / "pki"), cluster.api, print)
         node.load_image(settings, image)
         yield settings
     finally:

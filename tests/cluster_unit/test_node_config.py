@@ -14,6 +14,7 @@ from cryptography import x509
 from pydantic import ValidationError
 
 from weir_lab.cluster import images, node
+from weir_lab.cluster.errors import ClusterError
 from weir_lab.cluster.pki import write_client_cert, write_pki
 from weir_lab.cluster.settings import ClusterSettings
 
@@ -28,7 +29,10 @@ def _tools(tmp_path: Path) -> node.NodeTools:
     )
 
 
-def test_the_node_is_off_by_default_and_its_ports_count_when_on():
+def test_the_node_is_off_by_default_and_its_ports_count_when_on(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv("WEIR_CLUSTER_REAL_NODE", raising=False)
     assert ClusterSettings().real_node is False
     assert "kubelet" not in ClusterSettings().ports()
     on = ClusterSettings(real_node=True)
@@ -40,7 +44,13 @@ def test_the_node_is_off_by_default_and_its_ports_count_when_on():
 )
 def test_the_nodes_pod_range_stays_outside_the_clusters_ranges(pods: str):
     with pytest.raises(ValidationError, match="overlaps"):
-        ClusterSettings(real_node=True, real_node_pod_cidr=pods)
+        ClusterSettings(
+            real_node=True,
+            real_node_pod_cidr=pods,
+            pod_cidr="198.18.0.0/16",
+            service_cidr="10.96.0.0/16",
+            link_cidr="198.19.255.0/30",
+        )
 
 
 def test_the_configs_carry_the_machines_needs_and_stay_in_the_state_folder(tmp_path: Path):
@@ -103,3 +113,15 @@ def test_the_pki_issues_a_node_certificate_from_its_ca(tmp_path: Path):
     write_client_cert(pki, tmp_path / "n.crt", tmp_path / "n.key", "system:node:x", "system:nodes")
     assert _subject(tmp_path / "n.crt") == "CN=system:node:x,O=system:nodes"
     assert (tmp_path / "n.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_node_refuses_to_start_without_root(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(node.os, "geteuid", lambda: 1000)
+    with pytest.raises(ClusterError, match=r"needs root.*WEIR_CLUSTER_REAL_NODE=false"):
+        node.ensure_tools(ClusterSettings(real_node=True))
+
+
+def test_loading_an_image_without_a_running_node_says_how_to_start_one(tmp_path: Path):
+    settings = ClusterSettings(state_dir=tmp_path / "state", real_node=True)
+    with pytest.raises(ClusterError, match=r"containerd is not running.*REAL_NODE=true"):
+        node.load_image(settings, "ghcr.io/weir-dev/weir:0.1.0")

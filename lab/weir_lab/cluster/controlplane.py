@@ -175,6 +175,8 @@ def _up(settings: ClusterSettings, say: Say) -> None:
     node.cleanup(settings)
     _check_ports(settings)
     tools = ensure(settings.e2e_dir)
+    # installed and built before anything starts, like the control plane's binaries
+    node_tools = node.ensure_tools(settings) if settings.real_node else None
     _wipe(settings)
     if settings.pod_network:
         podnet.create(settings)
@@ -190,9 +192,9 @@ def _up(settings: ClusterSettings, say: Say) -> None:
                 # before Prometheus starts, so its discovery's first list is allowed
                 kube.grant_prometheus(settings)
         kube.apply_pools(settings, pools, say)
-        if settings.real_node:
+        if node_tools:
             with kube.api_client(settings) as api:
-                node.start(settings, pki, api, say)
+                node.start(settings, node_tools, pki, api, say)
     except BaseException:
         stopped = processes.stop_all(settings.state_dir)
         node.cleanup(settings)

@@ -67,10 +67,12 @@ __all__ = [
     "NodePaths",
     "NodeTools",
     "cleanup",
+    "ensure_tools",
     "health",
     "kubelet_healthy",
     "load_image",
     "mounts_under",
+    "node_ready",
     "start",
     "stop",
 ]
@@ -101,6 +103,11 @@ def _script_paths(script: Path, what: str) -> dict[str, Path]:
 def ensure_tools(settings: ClusterSettings) -> NodeTools:
     """Install containerd, runc and the CNI plugins when missing; build the kubelet and
     pause when not cached (e2e/node/build.sh)."""
+    if os.geteuid() != 0:
+        raise ClusterError(
+            "the real node needs root (containerd, mounts, network namespaces); "
+            "run as root or set WEIR_CLUSTER_REAL_NODE=false"
+        )
     here = settings.e2e_dir / "node"
     debian = _script_paths(here / "packages.sh", "installing containerd, runc and CNI")
     built = _script_paths(here / "build.sh", "building the kubelet")
@@ -200,7 +207,8 @@ def _grant_nodes(api: client.ApiClient) -> None:
             raise ClusterError(f"cannot let the real node's kubelet in: {exc.reason}") from exc
 
 
-def _node_ready(api: client.ApiClient, name: str) -> bool:
+def node_ready(api: client.ApiClient, name: str) -> bool:
+    """The node is registered with this cluster's API server and Ready."""
     try:
         node = client.CoreV1Api(api).read_node(name)
     except ApiException as exc:
@@ -211,12 +219,11 @@ def _node_ready(api: client.ApiClient, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-def start(settings: ClusterSettings, pki: Pki, api: client.ApiClient, say: Say) -> None:
-    """Install and build what is missing, write the configs, start containerd (loading the
-    pause image) and the kubelet, and wait until the node is Ready."""
-    if os.geteuid() != 0:
-        raise ClusterError("the real node needs root; set WEIR_CLUSTER_REAL_NODE=false")
-    tools = ensure_tools(settings)
+def start(
+    settings: ClusterSettings, tools: NodeTools, pki: Pki, api: client.ApiClient, say: Say
+) -> None:
+    """Write the configs, start containerd (loading the pause image) and the kubelet, and
+    wait until the node is Ready."""
     paths = _write_configs(settings, tools, pki)
     _grant_nodes(api)
     _start(
@@ -247,7 +254,7 @@ def start(settings: ClusterSettings, pki: Pki, api: client.ApiClient, say: Say) 
     )
     try:
         wait_for(
-            lambda: _node_ready(api, settings.real_node_name),
+            lambda: node_ready(api, settings.real_node_name),
             f"node {settings.real_node_name} to become Ready",
             settings.start_timeout_s,
         )

@@ -156,7 +156,9 @@ def kubelet_config(paths: NodePaths, settings: ClusterSettings, pki: Pki) -> dic
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": "127.0.0.1",
+        # where the API server finds the kubelet (the node's address): the host end of
+        # the pods' veth with a pod network
+        "address": settings.host_address if settings.pod_network else "127.0.0.1",
         "port": settings.kubelet_port,
         "healthzBindAddress": "127.0.0.1",
         "healthzPort": settings.kubelet_healthz_port,
