@@ -55,6 +55,7 @@ def _leftovers(settings: ClusterSettings) -> list[str]:
         found.append(f"bridge {node.BRIDGE}")
     if paths.root.exists():
         found.append(f"folder {paths.root}")
+    found += [f"file {f}" for f in node.outside_leftovers(paths.root)]
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
     found += [
         f"iptables rule {line}"

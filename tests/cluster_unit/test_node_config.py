@@ -125,3 +125,30 @@ def test_loading_an_image_without_a_running_node_says_how_to_start_one(tmp_path:
     settings = ClusterSettings(state_dir=tmp_path / "state", real_node=True)
     with pytest.raises(ClusterError, match=r"containerd is not running.*REAL_NODE=true"):
         node.load_image(settings, "ghcr.io/weir-dev/weir:0.1.0")
+
+
+def test_cleanup_removes_the_nodes_files_outside_its_folder_and_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    results, plugins, other = tmp_path / "results", tmp_path / "kubelet" / "plugins", tmp_path / "o"
+    for folder in (results, plugins, other):
+        folder.mkdir(parents=True)
+    ours = [results / "weir-node-abc123-eth0", results / "cni-loopback-abc123-lo"]
+    theirs = [results / "podman-def456-eth0", other / "keep"]
+    for path in (*ours, *theirs, plugins / "kubelet.sock"):
+        path.write_text("{}")
+    monkeypatch.setattr(node, "_CNI_RESULTS", results)
+    monkeypatch.setattr(node, "_CONTAINER_LOGS", other)
+    monkeypatch.setattr(node, "_MADE_FOLDERS", (plugins, plugins.parent, other))
+    monkeypatch.setattr(node, "BRIDGE", "weir-no-such0")  # a running node's bridge stays
+    settings = ClusterSettings(state_dir=tmp_path / "state")
+    root = node.NodePaths.of(settings).root
+    root.mkdir(parents=True)
+    (other / "ours_p-1.log").symlink_to(root / "pod-logs" / "0.log")
+    (other / "theirs_p-2.log").symlink_to(tmp_path / "elsewhere.log")
+
+    removed = node.cleanup(settings)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+    assert sorted(p.name for p in other.iterdir()) == ["keep", "theirs_p-2.log"]
+    assert not plugins.parent.exists()  # emptied, so removed; `other` holds a file
+    assert str(plugins / "kubelet.sock") in removed and str(other) not in removed

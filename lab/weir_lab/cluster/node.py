@@ -43,6 +43,7 @@ from weir_lab.cluster import images, processes
 from weir_lab.cluster.errors import ClusterError, ToolchainError
 from weir_lab.cluster.nodeconfig import (
     BRIDGE,
+    CNI_NETWORK,
     ROLE,
     ROLE_LABEL,
     TAINT,
@@ -73,6 +74,7 @@ __all__ = [
     "load_image",
     "mounts_under",
     "node_ready",
+    "outside_leftovers",
     "start",
     "stop",
 ]
@@ -361,6 +363,52 @@ def cleanup(settings: ClusterSettings) -> list[str]:
         if done.returncode != 0:
             raise ClusterError(f"cannot delete the bridge {BRIDGE}: {done.stderr.strip()}")
         removed.append(f"bridge {BRIDGE}")
+    return removed + _outside_files(paths.root)
+
+
+# What the kubelet, libcni and the shims write outside the state folder (fixed paths:
+# no setting moves them): CNI results of sandboxes never torn down by the kubelet
+# (a `down` with pods running), the kubelet's device-plugin socket, and the folders
+# they made. Folders go only when empty, so another runtime's files stay.
+_CNI_RESULTS = Path("/var/lib/cni/results")
+_CONTAINER_LOGS = Path("/var/log/containers")
+_MADE_FOLDERS = (
+    Path("/var/lib/kubelet/device-plugins"),
+    Path("/var/lib/kubelet"),
+    _CONTAINER_LOGS,
+    Path("/run/containerd/s"),
+    Path("/run/containerd"),
+)
+
+
+def outside_leftovers(root: Path) -> list[Path]:
+    """The files outside its folder `root` of a node (see `_MADE_FOLDERS`)."""
+    found = sorted(_CNI_RESULTS.glob(f"{CNI_NETWORK}-*")) if _CNI_RESULTS.is_dir() else []
+    for result in list(found):
+        sandbox = result.name.removeprefix(f"{CNI_NETWORK}-").rsplit("-", 1)[0]
+        found += _CNI_RESULTS.glob(f"cni-loopback-{sandbox}-*")
+    # the kubelet links each container's log here, to the log in our folder
+    logs = _CONTAINER_LOGS.glob("*.log") if _CONTAINER_LOGS.is_dir() else []
+    found += [link for link in logs if link.is_symlink() and _inside(link.readlink(), root)]
+    socket = _MADE_FOLDERS[0] / "kubelet.sock"
+    return [*found, socket] if socket.exists() else found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _outside_files(root: Path) -> list[str]:
+    removed = []
+    for path in outside_leftovers(root):
+        path.unlink(missing_ok=True)
+        removed.append(str(path))
+    for folder in _MADE_FOLDERS:
+        try:
+            folder.rmdir()
+        except OSError:
+            continue  # absent, or holds another runtime's files
+        removed.append(str(folder))
     return removed
 
 

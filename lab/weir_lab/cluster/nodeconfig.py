@@ -20,6 +20,7 @@ ROLE = "system"
 TAINT = {"key": ROLE_LABEL, "value": ROLE, "effect": "NoSchedule"}
 TOLERATION = {"key": ROLE_LABEL, "operator": "Equal", "value": ROLE, "effect": "NoSchedule"}
 BRIDGE = "weir-cni0"
+CNI_NETWORK = "weir-node"
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ disabled_plugins = [
 def cni_config(paths: NodePaths, settings: ClusterSettings) -> dict[str, Any]:
     return {
         "cniVersion": "0.4.0",
-        "name": "weir-node",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
