@@ -30,6 +30,7 @@ from support.operator import (
     VERSION,
     create,
     custom,
+    delete_and_wait,
     deployment,
     install_crds,
     pools,
@@ -246,6 +247,9 @@ def test_the_image_reconciles_as_the_operator(
             assert f"llm-{namespace}-od" in names
             logs = podman("logs", name)
             assert "Traceback" not in logs.stdout + logs.stderr, logs.stderr[-3000:]
+            # deleted while the operator runs: it lets go of its finalizer, so the
+            # namespace the test leaves behind can go too
+            delete_and_wait(cluster, namespace)
     finally:
         for pool in made:
             api.delete_cluster_custom_object(

@@ -1,5 +1,6 @@
 """A hosted budget cap is reached: hosted spend never exceeds it, in any window of the
-router's budget window, and over the whole scenario."""
+router's budget window, and over the whole scenario, with `n` and `tools` in the traffic
+(the hosted stand-in bills every choice and the tools' text, as a provider does)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ from weir_lab.closedloop.harness import MODEL, Shape
 from weir_lab.closedloop.traffic import Background
 
 CAP = 3.0  # $/hour: a 70B request costs ~$0.001 hosted, so ~1 request/s at most
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": f"tool_{i}",
+            "description": "d" * 4000,  # 8 tools of ~4 KB: ~33k prompt tokens billed
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+    for i in range(8)
+]
+# plain, 4 choices, a large tools array: every third request is one of each
+SHAPES = ({}, {"n": 4}, {"tools": TOOLS})
 
 
 def test_hosted_spend_never_exceeds_the_cap(loop_for):
@@ -20,7 +34,7 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
     )
     url = loop.wait_router()
     traffic = Background(
-        url, workload(12.0, 90.0), model=MODEL, api_key=loop.client_token()
+        url, workload(12.0, 90.0), model=MODEL, api_key=loop.client_token(), shapes=SHAPES
     ).start()
     result = traffic.join(300)
     end = loop.wait_scraped(time.time())  # the last settlements are in Prometheus
@@ -50,8 +64,13 @@ def test_hosted_spend_never_exceeds_the_cap(loop_for):
     # the cap held the spill back: the rest queued locally or was told to retry later
     hosted = sum(s.backend == "hosted" for s in result.sent)
     assert hosted < 0.5 * len(result.sent)
+    # every shape reached the hosted endpoint, so the cap held against each of them
+    assert {s.shape for s in result.sent if s.backend == "hosted"} == {0, 1, 2}
     for sent in result.failed():
-        assert sent.status == 429, (sent.status, sent.error)
+        # the local emulated engine serves one choice, as its profile measures: n > 1
+        # it refuses (400), and the router says so in its own words, naming the field
+        refused_n = sent.status == 400 and sent.shape == 1 and '"param": "n"' in sent.error
+        assert sent.status == 429 or refused_n, (sent.status, sent.error)
 
 
 def _dt(unix_s: float):

@@ -6,7 +6,9 @@ like from outside), a bearer key, and per-token prices set on the
 HostedEndpoint. It listens on the host end of the pods' veth, the one
 address both the router pods (in the pods' namespace) and the host reach.
 The switch turns every new request into a 500 (`error`) or into a request
-that never answers (`timeout`), for the hosted-outage scenario.
+that never answers (`timeout`), for the hosted-outage scenario. It bills as a
+provider does (weir_lab.closedloop.billing): every one of `n` completions and
+the tools' text.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from weir.refengine.emulated import EmulatedEngine, EmulatedSettings
 from weir.refengine.serve import started_server
 from weir.refengine.server import ServerSettings
 from weir.refengine.timing import fixed_profile
+from weir_lab.closedloop.billing import provider_billing
 
 Mode = Literal["ok", "error", "timeout"]
 _ERROR = b'{"error":{"message":"stand-in outage","type":"server_error","code":"outage"}}'
@@ -61,6 +64,8 @@ class HostedStandIn:
         self.url = ""
 
     def _wrap(self, app: ASGIApp) -> ASGIApp:
+        billed = provider_billing(app)
+
         async def switched(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http" or not scope["path"].startswith("/v1/c"):
                 await app(scope, receive, send)
@@ -68,7 +73,7 @@ class HostedStandIn:
             mode = self.mode
             self.seen[mode] += 1
             if mode == "ok":
-                await app(scope, receive, send)
+                await billed(scope, receive, send)
             elif mode == "error":
                 headers = [(b"content-type", b"application/json")]
                 await send({"type": "http.response.start", "status": 500, "headers": headers})

@@ -17,7 +17,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ class Sent:
     end_s: float | None = None
     chunks: int = 0
     error: str = ""
+    shape: int = 0  # index into the replay's `shapes` (0 when it has none)
 
     @property
     def failed(self) -> bool:
@@ -60,34 +61,46 @@ class Replay:
         return [s for s in self.sent if start_s <= s.at_s < end_s]
 
 
-def _body(request: Request, model: str) -> bytes:
+def _body(request: Request, model: str, shape: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The path and body of one request: a completion, or a chat completion when its shape
+    carries chat-only fields (tools); the shape's fields are added as they are."""
     prompt = ("weir " * (request.input_tokens // 5 + 1))[: max(1, request.input_tokens)]
-    return json.dumps(
-        {
-            "model": model,
-            "prompt": prompt,
-            "max_tokens": max(1, request.output_tokens),
-            "stream": True,
-            "ignore_eos": True,
-        }
-    ).encode()
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max(1, request.output_tokens),
+        "stream": True,
+        "ignore_eos": True,
+        **shape,
+    }
+    if "tools" in shape or "functions" in shape:
+        body["messages"] = [{"role": "user", "content": prompt}]
+        return "/v1/chat/completions", json.dumps(body).encode()
+    body["prompt"] = prompt
+    return "/v1/completions", json.dumps(body).encode()
 
 
 async def _one(
-    http: httpx.AsyncClient, url: str, request: Request, model: str, t0: float, record: Sent
+    http: httpx.AsyncClient,
+    url: str,
+    request: Request,
+    model: str,
+    t0: float,
+    record: Sent,
+    shape: Mapping[str, Any],
 ) -> None:
+    path, body = _body(request, model, shape)
     try:
         async with http.stream(
             "POST",
-            f"{url}/v1/completions",
-            content=_body(request, model),
+            f"{url}{path}",
+            content=body,
             headers={"content-type": "application/json"},  # and the client's token
         ) as answer:
             record.status = answer.status_code
             record.backend = answer.headers.get("x-weir-backend", "")
             if answer.status_code != 200:
-                body = (await answer.aread()).decode(errors="replace")
-                record.error = f"{answer.status_code} {body}"[:300]
+                said = (await answer.aread()).decode(errors="replace")
+                record.error = f"{answer.status_code} {said}"[:300]
                 record.end_s = time.monotonic() - t0
                 return
             async for line in answer.aiter_lines():
@@ -114,10 +127,12 @@ async def replay(
     timeout_s: float = 120.0,
     on_tick: Callable[[float, Replay], None] | None = None,
     api_key: str | None = None,
+    shapes: Sequence[Mapping[str, Any]] = (),
 ) -> Replay:
     """Send every request of `schedule` at its `arrival_s`; return when all have ended.
 
-    `api_key`: the bearer token the router asks its clients for."""
+    `api_key`: the bearer token the router asks its clients for. `shapes`: extra body
+    fields (`n`, `tools`, ...), the i-th request sent gets shapes[i % len(shapes)]."""
     result = Replay()
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64)
     timeout = httpx.Timeout(timeout_s, connect=5.0)
@@ -136,9 +151,12 @@ async def replay(
             if len(tasks) >= max_in_flight:
                 result.dropped += 1
                 continue
+            index = len(result.sent) % len(shapes) if shapes else 0
+            shape = shapes[index] if shapes else {}
             record = Sent(request.arrival_s, request.input_tokens, request.output_tokens)
+            record.shape = index
             result.sent.append(record)
-            task = asyncio.create_task(_one(http, url, request, model, t0, record))
+            task = asyncio.create_task(_one(http, url, request, model, t0, record, shape))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         while tasks:
