@@ -294,6 +294,17 @@ def test_two_spiked_demand_samples_do_not_buy_the_maximum(
     assert spiked[-1] == calm[-1]
 
 
+def test_a_deployment_at_zero_orders_its_first_replica_at_once(
+    spec: PlanningSpec, profiles: dict[str, EngineProfile]
+) -> None:
+    """From an empty fleet the bound starts at one replica's worth, not at a few requests
+    per window: 4 req/s after idle orders the first replica by the second sample (from
+    the request floor alone it took five, a minute more on hosted)."""
+    fleets = [sum(p.replicas.values()) for p in _run(spec, profiles, [0.0] * 40 + [4.0] * 6)]
+    assert fleets[39] == 0
+    assert fleets[41] >= 1, fleets[38:]
+
+
 def test_a_sustained_flash_crowd_is_planned_for_within_a_minute(
     spec: PlanningSpec, profiles: dict[str, EngineProfile]
 ) -> None:

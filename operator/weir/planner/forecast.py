@@ -6,8 +6,9 @@ noisy, can have gaps, and bad scrapes must not buy GPUs: the level is the
 median of the latest samples (a lone spike moves nothing), and the demand it
 is taken from may rise at most as fast as an HPA's default scale-up policy
 lets a fleet grow, doubling every LEVEL_DOUBLING_S seconds, from at least
-what the replicas already planned serve (believing demand up to that buys no
-GPU, so a deployment waking at its minimum fleet is not slowed). Two spiked
+what the replicas already planned serve, or one replica's worth at an empty
+fleet (the planner's `planned_rps`: believing that much buys at most one GPU,
+so a deployment waking at its minimum or from zero is not slowed). Two spiked
 samples then move the level twofold, not a hundredfold, while a real flash
 crowd is believed within a few periods (the router spills its surge to the
 hosted API meanwhile, and a cold start is longer than that). The trend is a

@@ -90,7 +90,11 @@ def plan(
         snapshot.observed_at_s, snapshot.arrival_rate_rps, snapshot.output_tokens_per_s
     )
     samples = add_sample(state.samples, sample)
-    planned = state.last_plan.local_capacity_rps if state.last_plan else 0.0
+    # Believed demand rises from at least what the planned replicas serve, or one
+    # replica's worth at an empty fleet: at most one GPU for the first samples (an
+    # HPA's scale-up policy likewise adds pods, not only a percentage, from few).
+    last = state.last_plan
+    planned = max(last.local_capacity_rps, last.replica_rps) if last else 0.0
     fc = forecast(samples, horizon_s(spec), snapshot.window_s, FORECAST_QUANTILE, planned)
     target = spec.deployment.slo.useful_token_target
     scale, trust_note = state.capacity_scale, None
@@ -587,6 +591,7 @@ def _make_plan(
         forecast=fc,
         planned_capacity_rps=final.local_capacity_rps + hosted_cap,
         local_capacity_rps=final.local_capacity_rps,
+        replica_rps=min((r for r in ctx.rates.values() if r > 0), default=0.0),
     )
     return _with_state(plan_value, next_state)
 

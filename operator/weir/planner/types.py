@@ -219,5 +219,7 @@ class Plan:
     planned_capacity_rps: float = 0.0
     # what the planned replicas serve at the SLO: demand believed up to it buys no GPU
     local_capacity_rps: float = 0.0
+    # what one replica of the cheapest-to-serve pool serves at the SLO (the first GPU)
+    replica_rps: float = 0.0
     held: bool = False
     state: PlannerState = field(default_factory=PlannerState, repr=False)
