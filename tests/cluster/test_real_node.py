@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from conftest import Cluster
+from support.image import built_image
 from weir_lab.cluster import node, processes
 from weir_lab.cluster.pki import Pki
 from weir_lab.cluster.settings import ClusterSettings
@@ -36,15 +36,7 @@ pytestmark = pytest.mark.timeout(1800)
 @pytest.fixture(scope="module")
 def image() -> str:
     """The image `make image` builds (cached by content: built once per change)."""
-    built = subprocess.run(
-        [str(ROOT / "e2e" / "image" / "build.sh")],
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-        text=True,
-        timeout=1700,
-        check=True,
-    )
-    return built.stdout.strip().splitlines()[-1]
+    return built_image()
 
 
 def _leftovers(settings: ClusterSettings) -> list[str]:

@@ -25,6 +25,7 @@ import yaml
 from openai import OpenAI
 
 from conftest import Cluster
+from support.image import built_image
 from support.operator import (
     GROUP,
     VERSION,
@@ -57,15 +58,7 @@ def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def image() -> str:
     """The image `make image` builds (cached by content: built once per change)."""
-    built = subprocess.run(
-        [str(ROOT / "e2e" / "image" / "build.sh")],
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-        text=True,
-        timeout=1700,
-        check=True,
-    )
-    return built.stdout.strip().splitlines()[-1]
+    return built_image()
 
 
 def run_in(image: str, *command: str) -> subprocess.CompletedProcess[str]:

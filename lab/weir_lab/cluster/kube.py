@@ -44,6 +44,18 @@ def api_client(settings: ClusterSettings) -> client.ApiClient:
 PROMETHEUS_ROLE = "weir-lab-prometheus"
 
 
+def cluster_role_binding(name: str, role: str, kind: str, subject: str) -> dict[str, Any]:
+    """A ClusterRoleBinding of `role` to one subject (`kind` User or Group)."""
+    group = "rbac.authorization.k8s.io"
+    return {
+        "apiVersion": f"{group}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": group, "kind": kind, "name": subject}],
+    }
+
+
 def grant_prometheus(settings: ClusterSettings) -> None:
     """Let the cluster's Prometheus read pods, as the RBAC of a Prometheus in a cluster
     does (the rules its Kubernetes discovery of `role: pod` needs, nothing more)."""
@@ -53,19 +65,7 @@ def grant_prometheus(settings: ClusterSettings) -> None:
         "metadata": {"name": PROMETHEUS_ROLE},
         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
     }
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": PROMETHEUS_ROLE},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": PROMETHEUS_ROLE,
-        },
-        "subjects": [
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PROMETHEUS_USER}
-        ],
-    }
+    binding = cluster_role_binding(PROMETHEUS_ROLE, PROMETHEUS_ROLE, "User", PROMETHEUS_USER)
     with api_client(settings) as api:
         rbac = client.RbacAuthorizationV1Api(api)
         try:

@@ -41,6 +41,7 @@ from kubernetes.client.exceptions import ApiException
 
 from weir_lab.cluster import images, processes
 from weir_lab.cluster.errors import ClusterError, ToolchainError
+from weir_lab.cluster.kube import cluster_role_binding
 from weir_lab.cluster.nodeconfig import (
     BRIDGE,
     CNI_NETWORK,
@@ -189,19 +190,7 @@ def _grant_nodes(api: client.ApiClient) -> None:
     """Bind the built-in `system:node` role to the `system:nodes` group: the API server
     authorizes by RBAC alone (no Node authorizer), and Kubernetes leaves that binding
     without subjects."""
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": _NODE_ROLE_BINDING},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "system:node",
-        },
-        "subjects": [
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}
-        ],
-    }
+    binding = cluster_role_binding(_NODE_ROLE_BINDING, "system:node", "Group", "system:nodes")
     try:
         client.RbacAuthorizationV1Api(api).create_cluster_role_binding(cast(Any, binding))
     except ApiException as exc:
