@@ -1,8 +1,10 @@
 """`weir demo --out DIR`: the whole story on the local cluster, end to end.
 
 Cluster up (real control plane, GPU pools, pod network, pod supervisor),
-weir's CRDs, the operator as a process beside the cluster, a hosted API
-stand-in on the host end of the pods' veth, and the example
+weir's image built and loaded into the real node, `helm upgrade --install`
+of charts/weir (the operator as the chart's Deployment on that node, router
+pods there too; `weir_lab.cluster.release`), a hosted API stand-in on the
+host end of the pods' veth, and the example
 InferenceDeployment (`examples/llama-3.3-70b.yaml`) applied with times
 compressed (cold start and control period of seconds, so the demo fits in
 minutes). Then a real production trace is replayed through the router pod,
@@ -15,9 +17,8 @@ the simulator all hosted and with a static fleet sized for the peak.
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,23 +40,20 @@ from weir_lab.closedloop.harness import (
     METRICS_WINDOW_S,
     Loop,
     Shape,
-    free_port,
     install_crds,
-    operator_env,
-    write_operator_target,
 )
 from weir_lab.closedloop.hosted import HostedStandIn
 from weir_lab.closedloop.progress import Sampler, table
 from weir_lab.closedloop.schedule import Shaping, Spike, warp
 from weir_lab.closedloop.traffic import replay
-from weir_lab.cluster import controlplane, kube, processes
+from weir_lab.cluster import controlplane, kube, release
 from weir_lab.cluster.errors import ClusterError
 from weir_lab.cluster.settings import ClusterSettings
 from weir_lab.cluster.toolchain import ensure
 from weir_lab.cluster.wait import WaitTimeoutError, wait_for
 
 _console = Console()
-OPERATOR = "weir-operator"
+OPERATOR_TARGET = "operator.json"
 _TIMES = Shape()  # the scenarios' compressed times (example: 300 s cold start, 15 s period)
 
 
@@ -72,30 +70,22 @@ def _kubectl(settings: ClusterSettings, *args: str) -> str:
     return done.stdout
 
 
-def _start_operator(settings: ClusterSettings) -> None:
-    """The operator as a process of the local cluster (`weir cluster down` stops it), with
-    its /metrics scraped: the GPU side of $ per useful token is its gauge."""
-    target = settings.prometheus_targets_dir / "operator.json"
-    if any(m.name == OPERATOR for m in processes.recorded(settings.state_dir)) and target.exists():
-        return
-    processes.stop_one(settings.state_dir, OPERATOR)
-    port = free_port()
-    env = operator_env(settings, port)
-    processes.start(
-        OPERATOR,
-        [
-            sys.executable,
-            "-m",
-            "weir",
-            "operator",
-            "run",
-            "--standalone",
-            f"--kubeconfig={settings.kubeconfig.resolve()}",
-        ],
-        settings.state_dir,
-        env={**os.environ, **env},
+def _install(settings: ClusterSettings, api: Any) -> release.Release:
+    """weir as users install it: its image on the real node, `helm upgrade --install` of
+    the chart, with the operator pods' /metrics scraped (the GPU side of $ per useful
+    token is their gauge)."""
+    installed = release.install(
+        settings,
+        api,
+        _say,
+        metricsWindowSeconds=METRICS_WINDOW_S,
+        metricsRefreshSeconds=1,
     )
-    write_operator_target(settings, target.stem, port)
+    target = settings.prometheus_targets_dir / OPERATOR_TARGET
+    aside = target.with_suffix(".tmp")
+    aside.write_text(json.dumps(release.operator_targets(installed.operator_ips)))
+    aside.replace(target)  # Prometheus must never read a half-written list
+    return installed
 
 
 def compressed(example: Path, hosted_url: str) -> list[dict[str, Any]]:
@@ -213,13 +203,14 @@ def demo(
         _clean_up(settings, out / "applied.yaml")
     _console.print(f"demo done in {time.monotonic() - started:.0f} s; results in {out}")
     _console.print(
-        "The demo removed its deployment and stopped its operator. Left running: the local "
-        "cluster (`weir cluster status`); `make cluster-down` (or `weir cluster down`) stops it."
+        "The demo removed its deployment and uninstalled the chart. Left running: the local "
+        "cluster with its real node (`weir cluster status`); `make cluster-down` (or `weir "
+        "cluster down`) stops it."
     )
 
 
 def _clean_up(settings: ClusterSettings, applied: Path) -> None:
-    """Remove what the demo applied, then stop its operator, whatever the outcome.
+    """Remove what the demo applied, then uninstall the chart, whatever the outcome.
 
     In this order: the operator holds a finalizer on the InferenceDeployment, so
     it must see the deletion through; left running, it would act on whatever lands
@@ -251,8 +242,13 @@ def _clean_up(settings: ClusterSettings, applied: Path) -> None:
             )
         except (ClusterError, WaitTimeoutError, StopIteration) as exc:
             _say(f"could not remove the demo's deployment ({exc}); `weir cluster down` will")
-    processes.stop_one(settings.state_dir, OPERATOR)
-    (settings.prometheus_targets_dir / "operator.json").unlink(missing_ok=True)
+    try:
+        if controlplane.api_ready(settings):
+            with kube.api_client(settings) as api:
+                release.uninstall(settings, api)
+    except ClusterError as exc:
+        _say(f"could not uninstall the chart ({exc}); `weir cluster down` stops everything")
+    (settings.prometheus_targets_dir / OPERATOR_TARGET).unlink(missing_ok=True)
 
 
 def _run(
@@ -267,8 +263,11 @@ def _run(
     controlplane.up(settings, _say)
     with kube.api_client(settings) as api:
         install_crds(api)
-        _start_operator(settings)
-        _say(f"operator running (logs: {settings.state_dir / 'logs' / (OPERATOR + '.log')})")
+        installed = _install(settings, api)
+        _say(
+            f"operator running as the chart's Deployment on the real node, from {installed.image} "
+            f"(logs: kubectl logs -n {release.NAMESPACE} deploy/{release.RELEASE})"
+        )
         with HostedStandIn(
             settings.host_address, model=_hosted_model(example), api_key=HOSTED_KEY
         ) as hosted:

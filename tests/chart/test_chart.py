@@ -309,15 +309,60 @@ def test_rendered_pods_meet_pod_security_restricted(tools):
 def test_plain_http_hosts_reach_the_operator_as_a_json_list(tools):
     hosts = ["--set", "operator.allowInsecureHosted={hosted.test,10.0.0.0/8}"]
     (operator,) = by_kind(docs(tools, *hosts), "Deployment")
-    env = {
-        e["name"]: e["value"] for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    env = operator_env(operator)
     assert json.loads(env["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == ["hosted.test", "10.0.0.0/8"]
     (default,) = by_kind(docs(tools), "Deployment")
-    env = {
-        e["name"]: e["value"] for e in default["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert json.loads(operator_env(default)["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == []
+
+
+def operator_env(deployment: dict) -> dict:
+    """The operator container's environment: literal values, or the field a value is from."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {
+        e["name"]: e.get("value", e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath"))
+        for e in container["env"]
     }
-    assert json.loads(env["WEIR_OPERATOR_ALLOW_INSECURE_HOSTED"]) == []
+
+
+def test_router_placement_reaches_the_operator_and_replicas_name_their_pods(tools):
+    placement = [
+        *("--set", "router.nodeSelector.weir\\.dev/node-role=system"),
+        *("--set", "router.tolerations[0].key=weir.dev/node-role"),
+        *("--set", "router.tolerations[0].value=system"),
+        *("--set", "router.tolerations[0].effect=NoSchedule"),
+    ]
+    (operator,) = by_kind(docs(tools, *placement), "Deployment")
+    env = operator_env(operator)
+    assert json.loads(env["WEIR_OPERATOR_ROUTER_NODE_SELECTOR"]) == {"weir.dev/node-role": "system"}
+    assert json.loads(env["WEIR_OPERATOR_ROUTER_TOLERATIONS"]) == [
+        {"key": "weir.dev/node-role", "value": "system", "effect": "NoSchedule"}
+    ]
+    assert env["POD_ID"] == "metadata.name"  # kopf's peer id: the peering names the pod
+    (default,) = by_kind(docs(tools), "Deployment")
+    assert json.loads(operator_env(default)["WEIR_OPERATOR_ROUTER_NODE_SELECTOR"]) == {}
+    assert json.loads(operator_env(default)["WEIR_OPERATOR_ROUTER_TOLERATIONS"]) == []
+    # a read-only root: the client's in-cluster CA file and kopf's temporary files go here
+    pod = default["spec"]["template"]["spec"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["containers"][0]["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    done = run(
+        str(tools.helm), "lint", "--strict", str(CHART),
+        "--set", "router.tolerations[0].operator=Maybe", check=False,
+    )  # fmt: skip
+    assert done.returncode != 0 and "operator" in done.stdout + done.stderr
+
+
+def test_the_peering_objects_exist_before_the_replicas_start(tools):
+    """Installed as a pre-install hook: otherwise the first replica creates the object
+    (the operator does when it is missing) and the install fails on "already exists"."""
+    for extra in ([], NAMESPACED):
+        rendered = docs(tools, *extra)
+        peerings = by_kind(rendered, "KopfPeering") + by_kind(rendered, "ClusterKopfPeering")
+        assert peerings
+        for peering in peerings:
+            annotations = peering["metadata"]["annotations"]
+            assert annotations["helm.sh/hook"] == "pre-install"
+            assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
 
 
 def as_prometheus(relabeling: dict) -> dict:

@@ -1,77 +1,29 @@
 """The local cluster's real node: a pod from weir's image, run by a kubelet.
 
-The session's cluster gets the node for this module when it runs without one
-(WEIR_CLUSTER_REAL_NODE is off by default), and loses it again at the end,
-which is checked to leave nothing behind: no process, container, mount or
-bridge of the node's. The pod is `weir router` from the image `make image`
-builds, loaded into containerd without a registry (`imagePullPolicy: Never`):
-Ready by its own readiness probe (which needs its policy file, a ConfigMap
-volume), serving the host at its pod IP to the bearer token of a Secret volume.
+The node comes and goes with this module (the `real_node` fixture in
+conftest.py, which checks it leaves nothing behind). The pod is `weir router`
+from the image `make image` builds, loaded into containerd without a registry
+(`imagePullPolicy: Never`): Ready by its own readiness probe (which needs its
+policy file, a ConfigMap volume), serving the host at its pod IP to the bearer
+token of a Secret volume.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import Cluster
-from support.image import built_image
-from weir_lab.cluster import node, processes
-from weir_lab.cluster.pki import Pki
+from weir_lab.cluster import node
 from weir_lab.cluster.settings import ClusterSettings
 from weir_lab.cluster.wait import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "real-node-token"
 # A cold image build makes a Debian root filesystem (tests/image builds it first).
 pytestmark = pytest.mark.timeout(1800)
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The image `make image` builds (cached by content: built once per change)."""
-    return built_image()
-
-
-def _leftovers(settings: ClusterSettings) -> list[str]:
-    paths = node.NodePaths.of(settings)
-    found = [f"process {p.pid}" for p in processes.find_owned(paths.root)]
-    found += [f"mount {m}" for m in node.mounts_under(paths.root)]
-    if Path("/sys/class/net", node.BRIDGE).exists():
-        found.append(f"bridge {node.BRIDGE}")
-    if paths.root.exists():
-        found.append(f"folder {paths.root}")
-    found += [f"file {f}" for f in node.outside_leftovers(paths.root)]
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
-    found += [
-        f"iptables rule {line}"
-        for line in rules.stdout.splitlines()
-        if node.BRIDGE in line or settings.real_node_pod_cidr in line
-    ]
-    return found
-
-
-@pytest.fixture(scope="module")
-def real_node(cluster: Cluster, image: str) -> Iterator[ClusterSettings]:
-    """The session cluster's real node with weir's image loaded; added here when absent."""
-    settings = cluster.settings.model_copy(update={"real_node": True})
-    added = not node.node_ready(cluster.api, settings.real_node_name)
-    try:
-        if added:
-            tools = node.ensure_tools(settings)
-            node.start(settings, tools, Pki.at(settings.state_dir / "pki"), cluster.api, print)
-        node.load_image(settings, image)
-        yield settings
-    finally:
-        if added:
-            node.stop(settings, cluster.api)
-            assert _leftovers(settings) == []
 
 
 def _router_pod(image: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 from cryptography import x509
 from pydantic import ValidationError
 
-from weir_lab.cluster import images, node
+from weir_lab.cluster import apiservice, images, node
 from weir_lab.cluster.errors import ClusterError
 from weir_lab.cluster.pki import write_client_cert, write_pki
 from weir_lab.cluster.settings import ClusterSettings
@@ -152,3 +153,27 @@ def test_cleanup_removes_the_nodes_files_outside_its_folder_and_no_others(
     assert sorted(p.name for p in other.iterdir()) == ["keep", "theirs_p-2.log"]
     assert not plugins.parent.exists()  # emptied, so removed; `other` holds a file
     assert str(plugins / "kubelet.sock") in removed and str(other) not in removed
+
+
+def test_the_service_rule_is_its_clusters_alone(tmp_path: Path):
+    """Cleaning up one node folder (a test's) leaves a running cluster's rule in place."""
+    running = ClusterSettings(state_dir=tmp_path / "running", real_node=True)
+    other = ClusterSettings(state_dir=tmp_path / "other", real_node=True)
+    assert apiservice.comment(running) != apiservice.comment(other)
+    apiservice.add(running)
+    try:
+        apiservice.add(running)  # once only
+        listed = subprocess.run(
+            ["iptables", "-t", "nat", "-S", "PREROUTING"], capture_output=True, text=True
+        ).stdout
+        assert listed.count(apiservice.comment(running)) == 1
+        assert apiservice.remove(other) is False
+        assert (
+            apiservice.comment(running)
+            in subprocess.run(
+                ["iptables", "-t", "nat", "-S", "PREROUTING"], capture_output=True, text=True
+            ).stdout
+        )
+    finally:
+        assert apiservice.remove(running) is True
+    assert apiservice.remove(running) is False

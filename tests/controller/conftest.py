@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
-from support.operator import GROUP, VERSION, custom, install_crds, operator_process, pools
+from support.operator import create_pools, delete_pools, install_crds, operator_process
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +26,6 @@ def operator(weir_crds, tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture
 def capacity_pools(weir_crds, cluster, namespace) -> Iterator[str]:
-    api = custom(cluster.api)
-    for pool in pools(namespace):
-        api.create_cluster_custom_object(GROUP, VERSION, "capacitypools", pool)
+    create_pools(cluster.api, namespace)
     yield namespace
-    for pool in pools(namespace):
-        try:
-            api.delete_cluster_custom_object(
-                GROUP, VERSION, "capacitypools", pool["metadata"]["name"]
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+    delete_pools(cluster.api, namespace)

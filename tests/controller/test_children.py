@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from support.k8srules import object_problems, restricted_problems
 from weir.api import CapacityPoolSpec, HostedEndpointSpec, InferenceDeploymentSpec, WeightsSecretRef
@@ -19,6 +20,7 @@ from weir.controller.children import (
     dns_name,
 )
 from weir.controller.isolation import PrometheusPeer
+from weir.controller.settings import OperatorSettings
 from weir.router.config import RouterPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,3 +216,40 @@ def test_engines_answer_only_their_router_and_prometheus():
         assert policy["spec"]["policyTypes"] == ["Ingress"]
         assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
         assert object_problems(policy) == []
+
+
+def test_router_pods_go_where_the_operator_is_told_and_nowhere_by_default():
+    default = children()[("Deployment", "llama-8b-router")]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in default and "tolerations" not in default
+    environ = {
+        "WEIR_OPERATOR_ROUTER_NODE_SELECTOR": '{"weir.dev/node-role": "system"}',
+        "WEIR_OPERATOR_ROUTER_TOLERATIONS": json.dumps(
+            [{"key": "weir.dev/node-role", "value": "system", "effect": "NoSchedule"}]
+        ),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        settings = OperatorSettings()
+    placed = children(settings=settings.child_settings())
+    pod = placed[("Deployment", "llama-8b-router")]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"weir.dev/node-role": "system"}
+    assert pod["tolerations"] == [
+        {"key": "weir.dev/node-role", "value": "system", "effect": "NoSchedule"}
+    ]
+    engine = placed[("Deployment", "llama-8b-h100-spot")]["spec"]["template"]["spec"]
+    assert engine.get("tolerations") != pod["tolerations"]  # engines keep their pool's
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("WEIR_OPERATOR_ROUTER_NODE_SELECTOR", '{"bad key!": "x"}', "router_node_selector"),
+        ("WEIR_OPERATOR_ROUTER_TOLERATIONS", '[{"key": "k", "operator": "Maybe"}]', "operator"),
+        ("WEIR_OPERATOR_ROUTER_TOLERATIONS", '{"key": "k"}', "router_tolerations"),
+    ],
+)
+def test_bad_router_placement_is_refused_naming_the_field(name, value, field, monkeypatch):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=field):
+        OperatorSettings()

@@ -70,6 +70,23 @@ def pools(prefix: str) -> list[dict[str, Any]]:
     return pool_manifests(prefix, Shape(cold_start_s=10, notice_s=120), gpus_per_replica=1)
 
 
+def create_pools(api: client.ApiClient, prefix: str) -> None:
+    for pool in pools(prefix):
+        custom(api).create_cluster_custom_object(GROUP, VERSION, "capacitypools", pool)
+
+
+def delete_pools(api: client.ApiClient, prefix: str) -> None:
+    """Delete the pools `create_pools` made (those already gone are skipped)."""
+    for pool in pools(prefix):
+        try:
+            custom(api).delete_cluster_custom_object(
+                GROUP, VERSION, "capacitypools", pool["metadata"]["name"]
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
 def deployment(prefix: str, name: str = "llm") -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -31,3 +31,8 @@ app.kubernetes.io/component: operator
 {{- define "weir.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "weir.peeringHook" -}}
+helm.sh/hook: pre-install
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}

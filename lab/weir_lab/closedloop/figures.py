@@ -11,6 +11,7 @@ anyone can recompute the same numbers from the same series by hand.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,11 @@ class Reader:
         self, metric: str, label: str, start_s: float, end_s: float
     ) -> dict[str, float]:
         """Integral over time (hours) of a gauge, per value of `label`, from raw samples:
-        each sample holds until the next one (or the end). The range reaches a minute
-        before the start, so the sample in force at the start counts from the start."""
+        each sample holds until the next one. The range reaches a minute before the
+        start, so the sample in force at the start counts from the start. A series'
+        last sample holds two of its scrape intervals at most (`series_end`): a series
+        whose target went away (an earlier run's operator pod) stops there, rather than
+        counting on to the end of this run."""
         span = max(1, round(end_s - start_s)) + 60
         answer: list[dict[str, Any]] = self.prom.custom_query(
             f"{metric}{{{self.labels}}}[{span}s]", params={"time": f"{end_s:.3f}"}
@@ -79,10 +83,21 @@ class Reader:
         for series in answer:
             key = str(series["metric"].get(label, ""))
             samples = [(float(t), float(v)) for t, v in series["values"]]
-            for (t, v), (t_next, _) in zip(samples, [*samples[1:], (end_s, 0.0)], strict=True):
+            until = (*(t for t, _ in samples[1:]), series_end(samples, end_s))
+            for (t, v), t_next in zip(samples, until, strict=True):
                 seconds = max(0.0, min(t_next, end_s) - max(t, start_s))
                 totals[key] = totals.get(key, 0.0) + v * seconds / 3600.0
         return totals
+
+
+def series_end(samples: list[tuple[float, float]], end_s: float) -> float:
+    """Until when a series' last sample is in force: the end, or two of its median
+    scrape intervals after it when that comes first (its target went away). A lone
+    sample holds to the end."""
+    if len(samples) < 2:
+        return end_s
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(samples))
+    return min(end_s, samples[-1][0] + 2 * gaps[len(gaps) // 2])
 
 
 def measure(

@@ -2,10 +2,10 @@
 
 Flags follow controller-runtime's envtest and `hack/local-up-cluster.sh`, with
 the changes recorded in e2e/README.md: everything binds to 127.0.0.1 except the
-API server, which listens on the host end of the pods' veth when pods have a
-network (so pods reach it; the address is local to the host too) and does not
-reconcile its own endpoints, and the controller manager hands each node a /24
-of the pod CIDR, which KWOK then uses for pod addresses. With a pod network,
+API server and Prometheus, which listen on the host end of the pods' veth when
+pods have a network (so pods reach them; the address is local to the host too).
+The API server does not reconcile its own endpoints, and the controller manager
+hands each node a /24 of the pod CIDR, which KWOK then uses for pod addresses. With a pod network,
 KWOK leaves readiness to the pod supervisor (e2e/kwok/pod-stages.yaml).
 """
 
@@ -100,6 +100,11 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
                 f"--service-cluster-ip-range={s.service_cidr}",
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
+                # `kubectl logs/exec` on the real node: its kubelet takes certificates of
+                # the local CA (it authorizes everyone so authenticated), at its address
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false",
             ),
             s.apiserver_port,
@@ -166,6 +171,12 @@ def components(settings: ClusterSettings, tools: Toolchain, pki: Pki) -> list[Co
                 f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
                 f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+                # and where pods reach the host (the real node's operator reads it there)
+                *(
+                    [f"--web.listen-address={s.host_address}:{s.prometheus_port}"]
+                    if s.pod_network
+                    else []
+                ),
                 "--web.enable-lifecycle",
                 "--web.enable-remote-write-receiver",
                 "--storage.tsdb.retention.time=2d",

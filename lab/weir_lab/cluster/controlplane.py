@@ -181,7 +181,10 @@ def _up(settings: ClusterSettings, say: Say) -> None:
     if settings.pod_network:
         podnet.create(settings)
         say(f"  pod network {settings.pod_cidr} in netns {settings.netns}")
-    pki = write_pki(settings.state_dir / "pki", extra_ips=(settings.apiserver_address,))
+    pki = write_pki(
+        settings.state_dir / "pki",
+        extra_ips=(settings.apiserver_address, settings.kubernetes_service_ip),
+    )
     settings.kubeconfig.write_text(kubeconfig_text(settings.apiserver_url, pki))
     settings.kubeconfig.chmod(0o600)
     _render_prometheus(settings, pki)

@@ -20,8 +20,9 @@ and why (recorded in issue 15, checked on this machine kind):
   Never`;
 - the stand-ins' namespace makes the whole pod CIDR local, so the node's pods
   take addresses from `real_node_pod_cidr`, outside it; the bridge does no
-  masquerading and the kubelet makes no iptables chains, so no rule is left
-  on the host.
+  masquerading and the kubelet makes no iptables chains; the one rule of ours
+  (`apiservice`: the `kubernetes` Service's ClusterIP to the API server, as
+  kube-proxy would) goes with the node, so no rule is left on the host.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from weir_lab.cluster import images, processes
+from weir_lab.cluster import apiservice, images, processes
 from weir_lab.cluster.errors import ClusterError, ToolchainError
 from weir_lab.cluster.kube import cluster_role_binding
 from weir_lab.cluster.nodeconfig import (
@@ -251,6 +252,8 @@ def start(
         )
     except WaitTimeoutError as exc:
         raise ClusterError(f"{exc}; see {settings.state_dir / 'logs' / 'kubelet.log'}") from exc
+    if settings.pod_network:
+        apiservice.add(settings)  # in-cluster clients in its pods dial the Service's IP
     name, pods = settings.real_node_name, settings.real_node_pod_cidr
     say(f"  kubelet is up: node {name} Ready, its pods in {pods}")
 
@@ -352,6 +355,8 @@ def cleanup(settings: ClusterSettings) -> list[str]:
         if done.returncode != 0:
             raise ClusterError(f"cannot delete the bridge {BRIDGE}: {done.stderr.strip()}")
         removed.append(f"bridge {BRIDGE}")
+    if apiservice.remove(settings):
+        removed.append("the kubernetes Service's DNAT rule")
     return removed + _outside_files(paths.root)
 
 

@@ -174,6 +174,18 @@ class ClusterSettings(BaseSettings):
         return self.host_address if self.pod_network else "127.0.0.1"
 
     @property
+    def kubernetes_service_ip(self) -> str:
+        """The `kubernetes` Service's ClusterIP (the service range's first address): what
+        in-cluster clients dial, and so what the API server's certificate must name."""
+        return str(ipaddress.ip_network(self.service_cidr)[1])
+
+    @property
+    def pod_prometheus_url(self) -> str:
+        """Prometheus as pods reach it: at the host end of their veth (it listens there as
+        well as on loopback when pods have a network)."""
+        return f"http://{self.apiserver_address}:{self.prometheus_port}"
+
+    @property
     def pools_path(self) -> Path:
         return self.pools_file or self.e2e_dir / "pools.yaml"
 

@@ -7,6 +7,13 @@ Pruning deletes children of this owner that are no longer desired (a pool
 removed from the spec), found by label and owner UID, never by name alone.
 API errors are wrapped at this boundary: conflicts and 5xx are temporary
 (kopf retries), 4xx on our own objects are permanent bugs to report.
+
+RoleBindings go last. The operator runs on its own ServiceAccount, which may
+bind a Role only if it holds what the Role grants, so the API server reads the
+Role to check a binding: applied together, the binding can arrive first and be
+refused with 404, and even after the Role is written the authorizer's cache may
+not have it yet, so a 404 on a binding is worth a retry. (An admin kubeconfig
+skips the check, which is why running beside the cluster never showed this.)
 """
 
 from __future__ import annotations
@@ -35,8 +42,21 @@ PRUNABLE = (
 )
 
 
+# Applied after every other child: they name a Role the API server must find.
+BINDINGS = frozenset({"RoleBinding"})
+
+
 class ApplyError(ClusterError):
     """Applying, pruning or reading children failed (the port's error, named for its place)."""
+
+
+def waves(manifests: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The manifests in the order they can be applied: everything a binding may name,
+    then the bindings (each wave is applied several at once)."""
+    listed = list(manifests)
+    first = [m for m in listed if m["kind"] not in BINDINGS]
+    then = [m for m in listed if m["kind"] in BINDINGS]
+    return [wave for wave in (first, then) if wave]
 
 
 _Error = TypeVar("_Error", bound=ClusterError)
@@ -73,14 +93,23 @@ class Applier:
                 force_conflicts=True,
             )
         except (ApiException, DynamicApiError) as exc:
+            if manifest["kind"] in BINDINGS and getattr(exc, "status", None) == 404:
+                raise ApplyError(
+                    f"{what}: 404: its Role {manifest.get('roleRef', {}).get('name')} is not "
+                    "visible to the API server's authorizer yet",
+                    temporary=True,
+                ) from exc
             raise wrap_api_error(what, exc, ApplyError) from exc
         return (manifest["kind"], meta["name"]), applied.to_dict().get("status") or {}
 
     def apply(self, manifests: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Apply every manifest, several at once (server-side apply needs no order);
-        return each applied object's current status."""
+        """Apply every manifest, several at once within each of its `waves`; return each
+        applied object's current status."""
+        observed: dict[tuple[str, str], dict[str, Any]] = {}
         with ThreadPoolExecutor(max_workers=_APPLY_WORKERS) as pool:
-            return dict(pool.map(self._apply_one, manifests))
+            for wave in waves(manifests):
+                observed.update(pool.map(self._apply_one, wave))
+        return observed
 
     def prune(
         self, namespace: str, owner: str, owner_uid: str, keep: Iterable[dict[str, Any]]

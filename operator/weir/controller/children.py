@@ -94,6 +94,9 @@ class ChildSettings:
     engine_memory: str = "64Gi"
     router_replicas: int = 1
     extra_router_args: tuple[str, ...] = ()
+    # Where router pods go (the operator's router_node_selector / router_tolerations).
+    router_node_selector: tuple[tuple[str, str], ...] = ()
+    router_tolerations: tuple[tuple[tuple[str, str], ...], ...] = ()
     # Clients need a bearer token from the Secret `client_tokens_name(owner)` (the operator
     # creates it); False serves anyone who reaches the router's Service.
     client_auth: bool = True
@@ -375,6 +378,17 @@ def router_args(inputs: Inputs) -> list[str]:
     return [*args, *inputs.settings.extra_router_args]
 
 
+def _router_placement(settings: ChildSettings) -> dict[str, Any]:
+    """nodeSelector and tolerations of router pods, only where the operator was given some
+    (an empty field would still be an update of every Deployment)."""
+    placement: dict[str, Any] = {}
+    if settings.router_node_selector:
+        placement["nodeSelector"] = dict(settings.router_node_selector)
+    if settings.router_tolerations:
+        placement["tolerations"] = [dict(t) for t in settings.router_tolerations]
+    return placement
+
+
 def router_children(inputs: Inputs) -> list[dict[str, Any]]:
     owner = inputs.owner
     name = router_name(owner.name)
@@ -449,6 +463,7 @@ def router_children(inputs: Inputs) -> list[dict[str, Any]]:
                     "volumes": volumes,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(ROUTER_UID),
+                    **_router_placement(inputs.settings),
                 },
             },
         },

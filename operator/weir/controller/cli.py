@@ -106,7 +106,9 @@ def run(
     if configured:
         os.environ["KUBECONFIG"] = configured
 
-    kopf.configure(verbose=verbose)
+    # every line about an object names it ([namespace/name]): `kubectl logs` of a replica
+    # then says which deployment a handler ran for
+    kopf.configure(verbose=verbose, log_prefix=True)
     if not standalone:
         _ensure_peering(peering, namespaces)
     chosen = priority if priority is not None else secrets.randbelow(1_000_000_000) + 1

@@ -26,7 +26,7 @@ from prometheus_client import start_http_server
 from weir.api import load_profiles
 from weir.controller.apply import FIELD_MANAGER
 from weir.controller.cache import CachedCluster, WatchCache
-from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL, ChildSettings
+from weir.controller.children import COMPONENT_LABEL, DEPLOYMENT_LABEL
 from weir.controller.conditions import set_condition
 from weir.controller.kube import KubeCluster
 from weir.controller.kubeapi import api_client
@@ -55,15 +55,7 @@ class _Runtime:
         self.api = api_client(settings, pool_size=settings.api_workers)
         self.cache = WatchCache()  # fed by the watch handlers below
         self.cluster = CachedCluster(KubeCluster(self.api), self.cache)
-        self.children = ChildSettings(
-            router_image=settings.router_image,
-            engine_cpu=settings.engine_cpu,
-            engine_memory=settings.engine_memory,
-            router_replicas=settings.router_replicas,
-            extra_router_args=tuple(settings.router_extra_args),
-            client_auth=settings.router_client_auth,
-            insecure_hosted=tuple(settings.allow_insecure_hosted),
-        )
+        self.children = settings.child_settings()
         source = PrometheusSource(settings.prometheus_url, window_s=settings.metrics_window_s)
         exported = OperatorMetrics()
         self.loop = LoopContext(

@@ -7,6 +7,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from weir.api._types import LabelKey, LabelValue
+from weir.api.pool import MAX_NODE_SELECTOR, MAX_TOLERATIONS, Toleration
+from weir.controller.children import ChildSettings
+
 
 class OperatorSettings(BaseSettings):
     """Where the operator finds things and what it puts into the children."""
@@ -26,6 +30,18 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Extra `weir router` flags for every router pod (a JSON list in the "
         'environment), e.g. shorter timeouts: ["--first-token-timeout=5"].',
+    )
+    router_node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_NODE_SELECTOR,
+        description="Node labels router pods must match (a JSON object in the environment): "
+        "routers need CPUs, not GPUs, so an SRE puts them on the system or CPU nodes.",
+    )
+    router_tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=MAX_TOLERATIONS,
+        description="Tolerations of router pods (a JSON list of pod-spec tolerations), for "
+        "nodes that are tainted for system pods.",
     )
     router_client_auth: bool = Field(
         default=True,
@@ -92,3 +108,19 @@ class OperatorSettings(BaseSettings):
     reconcile_retry_s: float = Field(
         default=5.0, gt=0, description="Delay before retrying a temporary failure, seconds."
     )
+
+    def child_settings(self) -> ChildSettings:
+        """What of these settings goes into the children (hashable, for the digest)."""
+        return ChildSettings(
+            router_image=self.router_image,
+            engine_cpu=self.engine_cpu,
+            engine_memory=self.engine_memory,
+            router_replicas=self.router_replicas,
+            extra_router_args=tuple(self.router_extra_args),
+            router_node_selector=tuple(sorted(self.router_node_selector.items())),
+            router_tolerations=tuple(
+                tuple(t.model_dump(exclude_defaults=True).items()) for t in self.router_tolerations
+            ),
+            client_auth=self.router_client_auth,
+            insecure_hosted=tuple(self.allow_insecure_hosted),
+        )
