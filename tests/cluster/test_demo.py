@@ -56,8 +56,6 @@ def _gpu_dollars(prom, start: float, end: float) -> float:
 
 def test_demo_tells_the_whole_story(cluster, tmp_path):
     out = tmp_path / "demo"
-    with_node = cluster.settings.model_copy(update={"real_node": True})
-    had_node = node.node_ready(cluster.api, with_node.real_node_name)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "weir", "demo", "--out", str(out)],
@@ -105,6 +103,9 @@ def test_demo_tells_the_whole_story(cluster, tmp_path):
         # and the cluster it leaves is healthy as far as `weir doctor` can tell
         doctor = run_doctor(cluster.settings.kubeconfig, cluster.settings.prometheus_url)
         assert doctor.returncode == 0, doctor.output
+        # The real node stays, as `make demo` leaves it: the session's later modules (the
+        # operator's tests, the scenarios) run on the cluster with it; `down` removes it.
+        assert node.node_ready(cluster.api, cluster.settings.real_node_name)
     finally:
         subprocess.run(
             [
@@ -125,5 +126,3 @@ def test_demo_tells_the_whole_story(cluster, tmp_path):
         delete_and_wait(cluster, "default", "llama-70b")
         release.uninstall(cluster.settings, cluster.api)
         (cluster.settings.prometheus_targets_dir / OPERATOR_TARGET).unlink(missing_ok=True)
-        if not had_node:  # leave the session's cluster as the demo found it
-            node.stop(with_node, cluster.api)

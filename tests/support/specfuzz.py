@@ -137,6 +137,13 @@ def _hostile(rnd: random.Random, current: Any) -> Any:
     if rnd.random() < 0.3 and isinstance(current, str):
         return rnd.choice([current + " ", current * 20, current.upper(), current + "\n",
                            f"{current}/x", current[:-1], "-" + current, current + "."])  # fmt: skip
+    return _any(rnd)
+
+
+def _any(rnd: random.Random) -> Any:
+    """A hostile value, copied: HOSTILE holds lists and dicts, and a later mutation of the
+    same body (popping, adding a key) must not change them for every later example, which
+    Hypothesis then reports as inconsistent data generation."""
     return copy.deepcopy(rnd.choice(HOSTILE))
 
 
@@ -162,9 +169,9 @@ def _semantic(rnd: random.Random, body: dict[str, Any]) -> None:
     elif kind == "CapacityPool":
         choice = rnd.randrange(3)
         if choice == 0:
-            spec["tolerations"] = [{"key": "k", "operator": "Exists", "value": rnd.choice(HOSTILE)}]
+            spec["tolerations"] = [{"key": "k", "operator": "Exists", "value": _any(rnd)}]
         elif choice == 1:
-            spec["nodeSelector"] = {rnd.choice(HOSTILE[30:]): rnd.choice(HOSTILE)}
+            spec["nodeSelector"] = {rnd.choice(HOSTILE[30:]): _any(rnd)}
         else:
             spec["nodeSelector"] = {f"k{i}": "v" for i in range(rnd.choice([33, 100]))}
     else:
