@@ -11,13 +11,15 @@ token of a Secret volume.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import Cluster
-from weir_lab.cluster import node
+from weir_lab.cluster import apiservice, node
 from weir_lab.cluster.settings import ClusterSettings
 from weir_lab.cluster.wait import wait_for
 
@@ -104,3 +106,20 @@ def test_a_pod_from_weirs_image_runs_on_the_node(
     served = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
     assert served.status_code == 200
     assert [m["id"] for m in served.json()["data"]] == ["m"]
+
+
+def test_cleaning_up_another_node_folder_leaves_this_nodes_rule(
+    real_node: ClusterSettings, tmp_path: Path
+):
+    """The `kubernetes` Service rule is keyed by its cluster's state folder: a cleanup of
+    some other node folder (as a unit test does) must not cut the running node's pods
+    off the API server."""
+
+    def rules() -> str:
+        listed = ["iptables", "-t", "nat", "-S", "PREROUTING"]
+        return subprocess.run(listed, capture_output=True, text=True, check=True).stdout
+
+    assert apiservice.comment(real_node) in rules()
+    other = ClusterSettings(state_dir=tmp_path / "other", real_node=True)
+    assert apiservice.remove(other) is False  # what a cleanup of its folder runs
+    assert apiservice.comment(real_node) in rules()
