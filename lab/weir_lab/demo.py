@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,6 @@ from weir_lab.closedloop.traffic import replay
 from weir_lab.cluster import controlplane, kube, release
 from weir_lab.cluster.errors import ClusterError
 from weir_lab.cluster.settings import ClusterSettings
-from weir_lab.cluster.toolchain import ensure
 from weir_lab.cluster.wait import WaitTimeoutError, wait_for
 
 _console = Console()
@@ -58,16 +56,7 @@ _TIMES = Shape()  # the scenarios' compressed times (example: 300 s cold start, 
 
 
 def _kubectl(settings: ClusterSettings, *args: str) -> str:
-    tools = ensure(settings.e2e_dir, build=False)
-    done = subprocess.run(
-        [str(tools.kubectl), f"--kubeconfig={settings.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ClusterError(f"kubectl {' '.join(args[:2])} failed: {done.stderr.strip()}")
-    return done.stdout
+    return release.against_cluster(settings, "kubectl", *args)
 
 
 def _install(settings: ClusterSettings, api: Any) -> release.Release:

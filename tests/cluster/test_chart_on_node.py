@@ -59,7 +59,6 @@ class Release:
     """The chart installed in its own namespace, which it also watches."""
 
     namespace: str
-    helm: tuple[str, ...]
 
     @property
     def peering(self) -> str:
@@ -99,7 +98,7 @@ def release(
         create_pools(cluster.api, namespace)
         # --wait: both operator pods Ready on the node (their image is already there)
         _run(*helm, "install", namespace, str(CHART), "-n", namespace, "-f", str(values), "--wait")
-        yield Release(namespace, helm)
+        yield Release(namespace)
     finally:
         listed = objects.list_namespaced_custom_object(
             GROUP, VERSION, namespace, "inferencedeployments"

@@ -33,6 +33,7 @@ __all__ = [
     "NAMESPACE",
     "RELEASE",
     "Release",
+    "against_cluster",
     "build_image",
     "install",
     "installed",
@@ -85,17 +86,22 @@ def values(settings: ClusterSettings, image: str, **operator: Any) -> dict[str, 
     }
 
 
-def _helm(settings: ClusterSettings, *args: str) -> str:
-    helm = ensure(settings.e2e_dir, build=False).helm
+def against_cluster(settings: ClusterSettings, tool: str, *args: str) -> str:
+    """Run the toolchain's `tool` (kubectl or helm) against this cluster; its stdout."""
+    binary = getattr(ensure(settings.e2e_dir, build=False), tool)
     done = subprocess.run(
-        [str(helm), f"--kubeconfig={settings.kubeconfig}", *args],
+        [str(binary), f"--kubeconfig={settings.kubeconfig}", *args],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise ClusterError(f"helm {' '.join(args[:2])} failed: {done.stderr.strip()}")
+        raise ClusterError(f"{tool} {' '.join(args[:2])} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def _helm(settings: ClusterSettings, *args: str) -> str:
+    return against_cluster(settings, "helm", *args)
 
 
 def _with_node(settings: ClusterSettings, api: client.ApiClient, say: Say) -> ClusterSettings:
